@@ -1,0 +1,242 @@
+"""The ``mlrepro`` command line: one thin function per command.
+
+No pandas / scikit-learn import at module level: ``mlrepro --help`` stays instant and a
+no-op ``mlrepro run`` never imports scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .errors import EXIT_INTERRUPTED, MlreproError
+
+app = typer.Typer(
+    name="mlrepro",
+    help="Reproducible ML pipelines: extract -> features -> select -> train -> predict, "
+    "with fingerprinted artifacts, a lock file and verification.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+Project = Annotated[
+    Path | None,
+    typer.Option("-p", "--project", help="Project folder (holding mlrepro.yaml) or manifest."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON result.")]
+Force = Annotated[bool, typer.Option("--force", help="Re-run even if unchanged.")]
+Wait = Annotated[
+    float,
+    typer.Option("--wait", help="Seconds to wait for another mlrepro writing this project."),
+]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlrepro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """Reproducible ML pipelines with proof that production runs the same model."""
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _run_stages(
+    project: Path | None,
+    stages: list[str] | None,
+    force: bool,
+    as_json: bool,
+    quiet: bool,
+    wait: float,
+) -> None:
+    from . import manifest as manifest_mod
+    from .console import Console
+    from .locking import project_lock
+    from .runner import Runner
+
+    m = manifest_mod.load(project)
+    ui = Console(quiet=quiet or as_json)
+    with project_lock(m.root, wait):
+        runner = Runner(m, report=ui.report, progress=ui.progress)
+        results = runner.run(stages, force=force)
+        if stages is None:
+            runner.finish()
+    if as_json:
+        _emit_json({"project": m.name, "stages": [r.to_dict() for r in results]})
+    else:
+        ui.summary(results)
+
+
+@app.command()
+def run(
+    project: Project = None,
+    force: Force = False,
+    as_json: Json = False,
+    quiet: Quiet = False,
+    wait: Wait = 0.0,
+) -> None:
+    """Run the whole pipeline; stages whose inputs and parameters are unchanged are skipped."""
+    _run_stages(project, None, force, as_json, quiet, wait)
+
+
+def _stage_command(stage: str, doc: str) -> None:
+    def command(
+        project: Project = None,
+        force: Force = False,
+        as_json: Json = False,
+        quiet: Quiet = False,
+        wait: Wait = 0.0,
+    ) -> None:
+        _run_stages(project, [stage], force, as_json, quiet, wait)
+
+    command.__doc__ = doc
+    app.command(name=stage)(command)
+
+
+_stage_command("extract", "Query the source as of source.as_of into a fingerprinted snapshot.")
+_stage_command("features", "Fit the feature steps on the training rows and transform all rows.")
+_stage_command("select", "Fit the selection method and record the selected features.")
+_stage_command("train", "Fit the model, score the held-out rows, save the end-to-end pipeline.")
+
+
+@app.command()
+def status(project: Project = None, as_json: Json = False) -> None:
+    """Show each stage as up to date, stale (with the reason) or missing."""
+    from . import manifest as manifest_mod
+    from .console import Console
+    from .runner import Runner
+
+    m = manifest_mod.load(project)
+    states = Runner(m).status()
+    if as_json:
+        _emit_json(
+            {
+                "project": m.name,
+                "stages": [
+                    {"stage": s.stage, "state": s.state, "reason": s.reason} for s in states
+                ],
+            }
+        )
+    else:
+        Console().status(m, states)
+
+
+@app.command()
+def predict(
+    project: Project = None,
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="CSV or parquet input.")
+    ] = None,
+    query: Annotated[str | None, typer.Option("--query", help="SQL query as input.")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Database URL for --query / --table (default: source.url)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="CSV or parquet output.")
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option("--table", help="Write predictions to this database table.")
+    ] = None,
+    on_invalid: Annotated[
+        str, typer.Option("--on-invalid", help="fail | skip | quarantine invalid rows.")
+    ] = "fail",
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="Where quarantined rows go (CSV/parquet).")
+    ] = None,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", help="Input column to copy to the output (repeatable)."),
+    ] = None,
+    encoding: Annotated[
+        str, typer.Option("--encoding", help="Text encoding of a CSV input.")
+    ] = "utf-8",
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows per chunk.")] = 100_000,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Predict with the trained pipeline. Without --input/--query, runs the manifest's predict."""
+    from . import manifest as manifest_mod
+    from .console import Console
+    from .predict_cli import adhoc_predict
+
+    m = manifest_mod.load(project)
+    ui = Console(quiet=quiet or as_json)
+    if input is None and query is None:
+        if output or table:
+            raise typer.BadParameter("--output/--table need --input or --query")
+        _run_stages(project, ["predict"], True, as_json, quiet, 0.0)
+        return
+    summary = adhoc_predict(
+        m,
+        ui,
+        input=input,
+        query=query,
+        url=url,
+        output=output,
+        table=table,
+        on_invalid=on_invalid,
+        rejects=rejects,
+        keep=tuple(keep or ()),
+        encoding=encoding,
+        chunk_rows=chunk_rows,
+    )
+    if as_json:
+        _emit_json(summary)
+    else:
+        ui.predict_summary(summary)
+    if summary["rejected"] and on_invalid != "fail":
+        raise typer.Exit(0)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    return "--json" in argv
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps errors to exit codes (see README)."""
+    import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rv = app(args=args, prog_name="mlrepro", standalone_mode=False)
+    except MlreproError as exc:
+        if _wants_json(args):
+            _emit_json(exc.to_dict())
+        from .console import print_error
+
+        print_error(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.stderr.write("interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

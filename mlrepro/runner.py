@@ -1,0 +1,285 @@
+"""Run stages: load inputs from the store, call the stage, save outputs, record the lock.
+
+The lock is rewritten atomically after each completed stage, so at any moment it names only
+artifacts that exist with the recorded fingerprints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import env, lockfile, plan
+from .errors import DataError, UsageError
+from .fingerprint import hash_file
+from .manifest import Manifest
+from .sources import redact
+from .store import Store
+
+Reporter = Callable[..., None]
+
+
+def _noop(*_: Any, **__: Any) -> None:
+    return None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class StageResult:
+    stage: str
+    status: str  # "ran" | "skipped"
+    reason: str = ""
+    duration_s: float = 0.0
+    outputs: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "status": self.status,
+            "reason": self.reason,
+            "duration_s": round(self.duration_s, 4),
+            "outputs": self.outputs,
+        }
+
+
+class Runner:
+    """Executes a project's stages against a store and a lock."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        *,
+        store_root: Path | None = None,
+        lock_root: Path | None = None,
+        report: Reporter = _noop,
+        progress: Any = None,
+    ) -> None:
+        self.m = manifest
+        self.root = manifest.root
+        self.store = Store(store_root or self.root)
+        self.lock_root = lock_root or self.root
+        self.lock = lockfile.read(self.lock_root, manifest.name)
+        self.report = report
+        self.progress = progress  # callable(stage, total|None) -> advance(n) or None
+        self._env: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ planning
+    def extra_inputs(self, stage: str) -> dict[str, str]:
+        if stage != "predict" or not self.m.predict:
+            return {}
+        if self.m.predict.input:
+            path = self.root / self.m.predict.input
+            if not path.is_file():
+                raise UsageError(
+                    f"predict input {self.m.predict.input} does not exist",
+                    hint="fix predict.input in the manifest, or remove the predict section",
+                )
+            return {"input": hash_file(path)}
+        return {"input": f"query@{_now()}"}  # a query's result may change: always rerun
+
+    def assess(self, stage: str) -> plan.StageState:
+        return plan.assess(stage, self.m, self.lock, self.store.is_intact, self.extra_inputs(stage))
+
+    def status(self) -> list[plan.StageState]:
+        return [self.assess(s) for s in plan.stages_for(self.m)]
+
+    # ------------------------------------------------------------------ running
+    def run(self, stages: list[str] | None = None, *, force: bool = False) -> list[StageResult]:
+        results = []
+        for stage in stages or plan.stages_for(self.m):
+            results.append(self.run_stage(stage, force=force))
+        return results
+
+    def run_stage(self, stage: str, *, force: bool = False) -> StageResult:
+        state = self.assess(stage)
+        if state.inputs is None:
+            need = ", ".join(sorted({up for up, _ in plan.INPUTS[stage].values()}))
+            raise UsageError(
+                f"stage '{stage}' needs the output of '{need}', which has not run",
+                hint=f"run 'mlrepro {need.split(', ')[0]}' first, or 'mlrepro run'",
+            )
+        if state.state == "up to date" and not force:
+            self.report("skip", stage)
+            rec = self.lock["stages"][stage]
+            return StageResult(stage, "skipped", "unchanged", outputs=rec["outputs"])
+        self.report("start", stage, state.reason)
+        started, t0 = _now(), time.perf_counter()
+        outputs, details = getattr(self, f"_{stage}")()
+        duration = time.perf_counter() - t0
+        if self._env is None:
+            self._env = env.capture(self.m.plugins)
+        record = {
+            "key": state.key,
+            "code_version": plan.code_version(stage),
+            "params": state.params,
+            "params_fingerprint": state.params_fp,
+            "inputs": state.inputs,
+            "outputs": outputs,
+            "details": details,
+            "environment": self._env,
+            "started_at": started,
+            "duration_s": round(duration, 4),
+        }
+        self.lock["stages"][stage] = record
+        self.lock["project"] = self.m.name
+        lockfile.write(self.lock_root, self.lock)
+        result = StageResult(stage, "ran", state.reason, duration, outputs, details)
+        self.report("done", stage, result)
+        return result
+
+    def finish(self) -> int:
+        """Remove store objects no longer named by the lock (after a successful run)."""
+        return self.store.prune(lockfile.referenced_paths(self.lock))
+
+    # ------------------------------------------------------------------ helpers
+    def record(self, stage: str) -> dict[str, Any]:
+        rec = self.lock["stages"].get(stage)
+        if not rec:
+            raise UsageError(
+                f"stage '{stage}' has not run yet", hint=f"run 'mlrepro {stage}' or 'mlrepro run'"
+            )
+        return rec
+
+    def output(self, stage: str, name: str) -> dict[str, Any]:
+        return self.record(stage)["outputs"][name]
+
+    def _advance(self, stage: str, total: int | None = None) -> Callable[[int], None] | None:
+        return self.progress(stage, total) if self.progress else None
+
+    # ------------------------------------------------------------------ stages
+    def _extract(self) -> tuple[dict, dict]:
+        import pyarrow.parquet as pq
+
+        from .fingerprint import FrameHasher
+        from .schema import infer_yaml
+        from .stages.extract import iter_batches, summarise
+
+        src = self.m.source
+        hasher, summary = FrameHasher(), {}
+        writer = None
+        with self.store.temp(".parquet") as tmp:
+            try:
+                for batch in iter_batches(src, self.root, self._advance("extract")):
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, batch.schema)
+                    writer.write_batch(batch)
+                    hasher.update(batch)
+                    summarise(batch, summary)
+            finally:
+                if writer is not None:
+                    writer.close()
+            if hasher.rows == 0:
+                raise DataError(
+                    f"the source query returned zero rows as of {src.as_of}",
+                    hint="check source.query, source.as_of and source.timestamp_column",
+                )
+            if self.m.target not in hasher.columns:
+                from .transformers import missing_columns_error
+
+                raise missing_columns_error(
+                    [self.m.target], hasher.columns, "target (manifest field 'target')"
+                )
+            snapshot = self.store.write_parquet_file(
+                tmp, hasher.hexdigest(), hasher.rows, len(hasher.columns)
+            )
+        schema = self.store.write_text(infer_yaml(summary, self.m.name), "yaml")
+        details = {
+            "url": redact(src.url),
+            "query": src.query,
+            "as_of": src.as_of,
+            "timestamp_column": src.timestamp_column,
+            "order_by": list(src.order_by),
+            "rows": hasher.rows,
+            "columns": hasher.columns,
+        }
+        return {"snapshot": snapshot, "schema": schema}, details
+
+    def _features(self) -> tuple[dict, dict]:
+        from .stages.features import fit_features
+
+        snapshot = self.store.read_frame(self.output("extract", "snapshot"))
+        transformer, matrix, details = fit_features(snapshot, self.m)
+        outputs = {
+            "transformer": self.store.write_model(transformer),
+            "matrix": self.store.write_frame(matrix),
+        }
+        return outputs, details
+
+    def _select(self) -> tuple[dict, dict]:
+        from .stages.select import fit_selection
+
+        matrix = self.store.read_frame(self.output("features", "matrix"))
+        task = self.record("features")["details"]["task"]
+        selector, selected = fit_selection(matrix, self.m, task)
+        details = {"selected": selected, "count": len(selected)}
+        return {"selector": self.store.write_model(selector)}, details
+
+    def _train(self) -> tuple[dict, dict]:
+        from .stages.train import fit_model
+
+        matrix = self.store.read_frame(self.output("features", "matrix"))
+        transformer = self.store.read_model(self.output("features", "transformer"))
+        selector = self.store.read_model(self.output("select", "selector"))
+        task = self.record("features")["details"]["task"]
+        pipeline, details = fit_model(matrix, transformer, selector, self.m, task)
+        return {"pipeline": self.store.write_model(pipeline)}, details
+
+    def contract(self) -> Any:
+        from .stages.predict import Contract
+
+        train = self.record("train")
+        return Contract(
+            input_columns=train["details"]["input_columns"],
+            schema_yaml=self.store.read_text(self.output("extract", "schema")),
+            model_fingerprint=train["outputs"]["pipeline"]["fingerprint"],
+            id_columns=list(self.m.source.order_by),
+            task=train["details"]["task"],
+            classes=train["details"].get("classes"),
+        )
+
+    def load_pipeline(self) -> Any:
+        return self.store.read_model(self.output("train", "pipeline"))
+
+    def _predict(self) -> tuple[dict, dict]:
+        from .batch import FileWriter, TableWriter, read_chunks, read_query_chunks
+        from .prediction import run_prediction
+
+        p = self.m.predict
+        assert p is not None
+        chunk_rows = 100_000
+        if p.input:
+            chunks = read_chunks(self.root / p.input, chunk_rows)
+        else:
+            chunks = read_query_chunks(
+                p.input_url or self.m.source.url, p.query, self.root, chunk_rows
+            )
+        contract = self.contract()
+        if p.table:
+            writer = TableWriter(p.output_url or self.m.source.url, p.table, self.root)
+            out_path = None
+        else:
+            out_path = self.root / (p.output or "predictions.parquet")
+            writer = FileWriter(out_path, {"mlrepro_model_fingerprint": contract.model_fingerprint})
+        summary = run_prediction(
+            self.load_pipeline(),
+            contract,
+            chunks,
+            writer,
+            on_progress=self._advance("predict"),
+            warn=lambda msg: self.report("warn", "predict", msg),
+        )
+        out: dict[str, Any] = {"fingerprint": summary["fingerprint"], "rows": summary["predicted"]}
+        if out_path is not None:
+            out["path"] = out_path.relative_to(self.root).as_posix()
+            out["file_hash"] = hash_file(out_path)
+        else:
+            out["table"] = p.table
+        return {"predictions": out}, summary

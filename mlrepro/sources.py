@@ -1,0 +1,74 @@
+"""Database access: URL expansion, secret redaction and friendly connection errors."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .errors import ManifestError, SourceError
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(url: str, where: str = "source.url") -> str:
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) with environment values."""
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        value = os.environ.get(name, default)
+        if value is None:
+            raise ManifestError(
+                f"manifest field '{where}': environment variable {name} is not set",
+                hint=f"export {name}=... before running mlrepro",
+            )
+        return value
+
+    return _ENV.sub(sub, url)
+
+
+def redact(text: str) -> str:
+    """Hide passwords in URLs (``user:secret@host`` -> ``user:***@host``)."""
+    return re.sub(r"(\w+://[^:/@\s]*:)[^@\s]*(@)", r"\1***\2", text)
+
+
+def resolve_url(url: str, root: Path, where: str = "source.url") -> str:
+    """Expand env vars and make relative SQLite paths relative to the project folder."""
+    url = expand_env(url, where)
+    m = re.match(r"^(sqlite(?:\+\w+)?:///)(?!/)(.+)$", url)
+    if m and not m.group(2).startswith(":memory:"):
+        url = m.group(1) + str((root / m.group(2)).resolve())
+    return url
+
+
+def engine_for(url: str, secret_free: str) -> Any:
+    """A SQLAlchemy engine; errors name the redacted URL only."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url)
+    except Exception as exc:  # bad URL syntax or missing driver
+        msg = redact(str(exc)).splitlines()[0]
+        raise SourceError(
+            f"cannot use database URL {secret_free}: {msg}",
+            hint="check the URL (dialect+driver://user:password@host/db) and that the driver "
+            "is installed (PostgreSQL: pip install 'mlrepro[postgres]')",
+        ) from None
+    if engine.dialect.name == "sqlite":
+        db = engine.url.database
+        if db and db != ":memory:" and not Path(db).exists():
+            raise SourceError(
+                f"SQLite database {secret_free} does not exist",
+                hint="check source.url; relative sqlite paths are relative to the project folder",
+            )
+    return engine
+
+
+def connection_error(exc: Exception, secret_free: str) -> SourceError:
+    text = redact(str(getattr(exc, "orig", exc) or exc)).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return SourceError(
+        f"cannot connect to {secret_free}: {first}",
+        hint="check that the database server is running and reachable, and the credentials",
+    )

@@ -1,0 +1,165 @@
+"""extract: query the source as of a point in time, in a deterministic order, in chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError, SourceError
+from ..manifest import Source
+from ..sources import connection_error, engine_for, redact, resolve_url
+
+MAX_CATEGORIES = 100  # string columns with at most this many values get an isin check
+
+
+@dataclass
+class ColumnSummary:
+    arrow_type: Any = None
+    nulls: int = 0
+    categories: set[str] | None = field(default_factory=set)
+
+
+def build_query(source: Source, dialect: Any, ts_kind: str) -> tuple[str, dict[str, Any]]:
+    """SQL that applies ``timestamp_column <= as_of`` and a deterministic ORDER BY."""
+    q = dialect.identifier_preparer.quote
+    ts = f"mlrepro_src.{q(source.timestamp_column)}"
+    as_of = source.as_of_utc()
+    if ts_kind == "epoch":
+        cond, value = f"{ts} <= :as_of", as_of.timestamp()
+    elif ts_kind == "sqlite_text":  # ISO text: normalise both sides ('T' vs ' ', 'Z')
+        cond, value = f"datetime({ts}) <= datetime(:as_of)", as_of.strftime("%Y-%m-%d %H:%M:%S")
+    else:
+        cond, value = f"{ts} <= :as_of", as_of
+    order = ", ".join(f"mlrepro_src.{q(c)}" for c in source.order_by)
+    inner = source.query.strip().rstrip(";")
+    sql = f"SELECT * FROM ({inner}) AS mlrepro_src WHERE {cond} ORDER BY {order}"
+    return sql, {"as_of": value}
+
+
+def _probe(conn: Any, source: Source, dialect_name: str) -> tuple[list[str], str]:
+    """Column names of the query, and how to compare its timestamp column."""
+    import sqlalchemy as sa
+
+    inner = source.query.strip().rstrip(";")
+    q = conn.dialect.identifier_preparer.quote
+    result = conn.execute(sa.text(f"SELECT * FROM ({inner}) AS mlrepro_src WHERE 1 = 0"))
+    columns = list(result.keys())
+    missing = [c for c in (source.timestamp_column, *source.order_by) if c not in columns]
+    if missing:
+        raise DataError(
+            f"column(s) {missing} named in source (timestamp_column / order_by) are not in "
+            f"the query result; it has: {', '.join(columns[:20])}"
+            + (" ..." if len(columns) > 20 else ""),
+            hint="fix source.timestamp_column / source.order_by, or select those columns",
+        )
+    kind = "native"
+    if dialect_name == "sqlite":
+        ts = q(source.timestamp_column)
+        row = conn.execute(
+            sa.text(
+                f"SELECT typeof({ts}) FROM ({inner}) AS mlrepro_src WHERE {ts} IS NOT NULL LIMIT 1"
+            )
+        ).first()
+        kind = "epoch" if row and row[0] in ("integer", "real") else "sqlite_text"
+    return columns, kind
+
+
+def _to_batch(rows: list[Any], columns: list[str], schema: Any) -> Any:
+    import pyarrow as pa
+
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    arrays = []
+    for i, name in enumerate(columns):
+        try:
+            arr = pa.array(cols[i])
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            raise DataError(
+                f"column '{name}' mixes incompatible types (e.g. numbers and text)",
+                hint=f"CAST column '{name}' to one type in source.query",
+            ) from None
+        if schema is not None:
+            want = schema.field(name).type
+            if arr.type != want:
+                if pa.types.is_null(arr.type):
+                    arr = pa.nulls(len(arr), want)
+                elif pa.types.is_null(want):
+                    raise DataError(
+                        f"column '{name}' is NULL in the whole first chunk and has values "
+                        "later, so its type is unknown when the snapshot starts",
+                        hint=f"CAST column '{name}' to its type in source.query, or raise "
+                        "source.chunk_size",
+                    )
+                else:
+                    try:
+                        arr = arr.cast(want)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                        raise DataError(
+                            f"column '{name}' changes type from {want} to {arr.type} part-way "
+                            "through the query result",
+                            hint=f"CAST column '{name}' to one type in source.query",
+                        ) from None
+        arrays.append(arr)
+    return pa.RecordBatch.from_arrays(arrays, names=columns)
+
+
+def iter_batches(
+    source: Source, root: Path, on_progress: Callable[[int], None] | None = None
+) -> Iterator[Any]:
+    """Yield arrow RecordBatches of the as-of snapshot, ``chunk_size`` rows at a time."""
+    import sqlalchemy as sa
+
+    secret_free = redact(source.url)
+    engine = engine_for(resolve_url(source.url, root), secret_free)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.text("SET TIME ZONE 'UTC'"))
+            columns, kind = _probe(conn, source, engine.dialect.name)
+            sql, params = build_query(source, engine.dialect, kind)
+            result = conn.execution_options(stream_results=True, yield_per=source.chunk_size)
+            result = result.execute(sa.text(sql), params)
+            schema = None
+            for part in result.partitions(source.chunk_size):
+                batch = _to_batch(part, columns, schema)
+                if schema is None:
+                    schema = batch.schema
+                if on_progress:
+                    on_progress(batch.num_rows)
+                yield batch
+            if schema is None:
+                yield _to_batch([], columns, None)
+    except sa.exc.OperationalError as exc:
+        raise connection_error(exc, secret_free) from None
+    except sa.exc.DBAPIError as exc:
+        text = redact(str(getattr(exc, "orig", exc))).strip().splitlines()
+        raise SourceError(
+            f"the source query failed: {text[0] if text else type(exc).__name__}",
+            hint="check source.query (run it in your SQL client) and the table names",
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def summarise(batch: Any, summary: dict[str, ColumnSummary]) -> None:
+    """Accumulate what the stored schema needs: types, nulls, small category sets."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name, col in zip(batch.schema.names, batch.columns, strict=True):
+        s = summary.setdefault(name, ColumnSummary())
+        if s.arrow_type is None or pa.types.is_null(s.arrow_type):
+            s.arrow_type = col.type
+        s.nulls += col.null_count
+        if s.categories is not None and (
+            pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+        ):
+            s.categories.update(v for v in pc.unique(col).to_pylist() if v is not None)
+            if len(s.categories) > MAX_CATEGORIES:
+                s.categories = None
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
