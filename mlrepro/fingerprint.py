@@ -41,8 +41,9 @@ EXECUTION_ONLY_PARAMS: frozenset[str] = frozenset(
 )
 
 _BLOCK = 1 << 20  # 1 MiB
-# Below this size, handing work to blake3's thread pool costs more than it saves.
-_THREADED_MIN = 4 * _BLOCK
+# Reading 1 MiB blocks from a file, blake3's thread pool only pays off from about 16 MiB
+# (measured ~10% faster above, up to 25% slower below, on 2 cores).
+_THREADED_FILE_MIN = 16 * _BLOCK
 _FRAME_FORMAT = 1
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _U64 = struct.Struct("<Q")
@@ -72,7 +73,7 @@ def hash_bytes(data: bytes) -> str:
 def hash_file(path: str | os.PathLike[str]) -> str:
     """Fingerprint of a file's raw bytes, read in 1 MiB blocks (integrity checks)."""
     with open(path, "rb", buffering=0) as f:
-        hasher = _hasher(threaded=os.fstat(f.fileno()).st_size >= _THREADED_MIN)
+        hasher = _hasher(threaded=os.fstat(f.fileno()).st_size >= _THREADED_FILE_MIN)
         buf = bytearray(_BLOCK)
         view = memoryview(buf)
         while n := f.readinto(buf):
