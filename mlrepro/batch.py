@@ -83,27 +83,30 @@ def read_query_chunks(url: str, query: str, root: Path, chunk_rows: int) -> Iter
     import sqlalchemy as sa
 
     secret_free = redact(url)
-    engine = engine_for(resolve_url(url, root, "predict.input_url"), secret_free)
+    engine = engine_for(resolve_url(url, root, "predict.input_url"), secret_free, "--url")
     try:
-        with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(
-                sa.text(query)
-            )
-            cols = list(result.keys())
-            empty = True
-            for part in result.partitions(chunk_rows):
-                empty = False
-                yield pd.DataFrame.from_records(part, columns=cols)
-            if empty:
-                yield pd.DataFrame(columns=cols)
-    except sa.exc.OperationalError as exc:
-        raise connection_error(exc, secret_free) from None
-    except sa.exc.DBAPIError as exc:
-        first = redact(str(getattr(exc, "orig", exc))).strip().splitlines()
-        raise DataError(
-            f"the prediction query failed: {first[0] if first else type(exc).__name__}",
-            hint="check the query and table names",
-        ) from None
+        try:
+            conn = engine.connect()
+        except sa.exc.DBAPIError as exc:
+            raise connection_error(exc, secret_free) from None
+        with conn:
+            try:
+                result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(
+                    sa.text(query)
+                )
+                cols = list(result.keys())
+                empty = True
+                for part in result.partitions(chunk_rows):
+                    empty = False
+                    yield pd.DataFrame.from_records(part, columns=cols)
+                if empty:
+                    yield pd.DataFrame(columns=cols)
+            except sa.exc.DBAPIError as exc:
+                first = redact(str(getattr(exc, "orig", exc))).strip().splitlines()
+                raise DataError(
+                    f"the prediction query failed: {first[0] if first else type(exc).__name__}",
+                    hint="check the query and table names",
+                ) from None
     finally:
         engine.dispose()
 
@@ -160,9 +163,17 @@ class TableWriter:
 
     def __init__(self, url: str, table: str, root: Path) -> None:
         self.secret_free = redact(url)
-        self.engine = engine_for(resolve_url(url, root, "predict.output_url"), self.secret_free)
+        self.engine = engine_for(
+            resolve_url(url, root, "predict.output_url"),
+            self.secret_free,
+            "--url",
+            must_exist=False,
+        )
         self.table = table
-        self.conn = self.engine.connect()
+        try:
+            self.conn = self.engine.connect()
+        except Exception as exc:  # unreachable server, bad credentials
+            raise connection_error(exc, self.secret_free) from None
         self.tx = self.conn.begin()
         self.rows = 0
 

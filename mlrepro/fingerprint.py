@@ -107,6 +107,9 @@ def _json_key(key: Any) -> str:
     raise TypeError(f"canonical_json: unsupported dict key type {_qualname(type(key))}")
 
 
+_UNSUPPORTED = object()
+
+
 def _lenient(obj: Any) -> Any:
     """Extra conversions for values read back from nested arrow columns."""
     import datetime
@@ -119,9 +122,6 @@ def _lenient(obj: Any) -> Any:
     if isinstance(obj, (bytes, bytearray)):
         return bytes(obj).hex()
     return _UNSUPPORTED
-
-
-_UNSUPPORTED = object()
 
 
 def _jsonable(obj: Any, lenient: bool = False) -> Any:
@@ -233,17 +233,29 @@ def _kind(t: Any) -> tuple[str, int]:
 
 
 def _castable(src: Any, dst: Any) -> bool:
-    """Whether a later chunk of type ``src`` may be (safely) cast to the column's ``dst``."""
+    """Whether a later chunk of type ``src`` may be (safely) cast to the column's ``dst``.
+
+    Only within a family (numbers, timestamps with the same tz, dates, ...), never across
+    (a string "1" is not the number 1); nested types field by field.
+    """
     import pyarrow as pa
 
     t = pa.types
+    if t.is_null(src) or _canonical_type(src) == _canonical_type(dst):
+        return True
+    if t.is_struct(src) and t.is_struct(dst):
+        return [f.name for f in src] == [f.name for f in dst] and all(
+            _castable(a.type, b.type) for a, b in zip(src, dst, strict=True)
+        )
+    lists = (t.is_list, t.is_large_list)
+    if any(f(src) for f in lists) and any(f(dst) for f in lists):
+        return _castable(src.value_type, dst.value_type)
     numeric = (t.is_integer, t.is_floating, t.is_decimal)
     if any(f(src) for f in numeric) and any(f(dst) for f in numeric):
         return True
     if t.is_timestamp(src) and t.is_timestamp(dst):
         return src.tz == dst.tz
-    same_family = (t.is_date, t.is_duration, t.is_time)
-    return t.is_null(src) or any(f(src) and f(dst) for f in same_family)
+    return any(f(src) and f(dst) for f in (t.is_date, t.is_duration, t.is_time))
 
 
 class _Column:

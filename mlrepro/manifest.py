@@ -307,7 +307,7 @@ def _model(data: Any) -> Model:
     metrics = () if metrics is None else _str_list("model.metrics", metrics)
     for i, name in enumerate(metrics):
         if name not in metric_names.ALL:
-            close = difflib.get_close_matches(name, metric_names.ALL, n=1)
+            close = difflib.get_close_matches(name, metric_names.ALL, n=1, cutoff=0.5)
             raise ManifestError(
                 f"manifest field 'model.metrics[{i}]': unknown metric '{name}'",
                 hint=(f"did you mean '{close[0]}'? " if close else "")

@@ -42,7 +42,9 @@ def resolve_url(url: str, root: Path, where: str = "source.url") -> str:
     return url
 
 
-def engine_for(url: str, secret_free: str) -> Any:
+def engine_for(
+    url: str, secret_free: str, where: str = "source.url", must_exist: bool = True
+) -> Any:
     """A SQLAlchemy engine; errors name the redacted URL only."""
     import sqlalchemy as sa
 
@@ -57,10 +59,10 @@ def engine_for(url: str, secret_free: str) -> Any:
         ) from None
     if engine.dialect.name == "sqlite":
         db = engine.url.database
-        if db and db != ":memory:" and not Path(db).exists():
+        if must_exist and db and db != ":memory:" and not Path(db).exists():
             raise SourceError(
                 f"SQLite database {secret_free} does not exist",
-                hint="check source.url; relative sqlite paths are relative to the project folder",
+                hint=f"check {where}; relative sqlite paths are relative to the project folder",
             )
     return engine
 

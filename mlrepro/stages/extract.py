@@ -105,6 +105,29 @@ def _to_batch(rows: list[Any], columns: list[str], schema: Any) -> Any:
     return pa.RecordBatch.from_arrays(arrays, names=columns)
 
 
+def _stream(
+    conn: Any, source: Source, dialect: Any, on_progress: Callable[[int], None] | None
+) -> Iterator[Any]:
+    import sqlalchemy as sa
+
+    if dialect.name == "postgresql":
+        conn.execute(sa.text("SET TIME ZONE 'UTC'"))
+    columns, kind = _probe(conn, source, dialect.name)
+    sql, params = build_query(source, dialect, kind)
+    result = conn.execution_options(stream_results=True, yield_per=source.chunk_size)
+    result = result.execute(sa.text(sql), params)
+    schema = None
+    for part in result.partitions(source.chunk_size):
+        batch = _to_batch(part, columns, schema)
+        if schema is None:
+            schema = batch.schema
+        if on_progress:
+            on_progress(batch.num_rows)
+        yield batch
+    if schema is None:
+        yield _to_batch([], columns, None)
+
+
 def iter_batches(
     source: Source, root: Path, on_progress: Callable[[int], None] | None = None
 ) -> Iterator[Any]:
@@ -114,31 +137,19 @@ def iter_batches(
     secret_free = redact(source.url)
     engine = engine_for(resolve_url(source.url, root), secret_free)
     try:
-        with engine.connect() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.execute(sa.text("SET TIME ZONE 'UTC'"))
-            columns, kind = _probe(conn, source, engine.dialect.name)
-            sql, params = build_query(source, engine.dialect, kind)
-            result = conn.execution_options(stream_results=True, yield_per=source.chunk_size)
-            result = result.execute(sa.text(sql), params)
-            schema = None
-            for part in result.partitions(source.chunk_size):
-                batch = _to_batch(part, columns, schema)
-                if schema is None:
-                    schema = batch.schema
-                if on_progress:
-                    on_progress(batch.num_rows)
-                yield batch
-            if schema is None:
-                yield _to_batch([], columns, None)
-    except sa.exc.OperationalError as exc:
-        raise connection_error(exc, secret_free) from None
-    except sa.exc.DBAPIError as exc:
-        text = redact(str(getattr(exc, "orig", exc))).strip().splitlines()
-        raise SourceError(
-            f"the source query failed: {text[0] if text else type(exc).__name__}",
-            hint="check source.query (run it in your SQL client) and the table names",
-        ) from None
+        try:
+            conn = engine.connect()
+        except sa.exc.DBAPIError as exc:
+            raise connection_error(exc, secret_free) from None
+        with conn:
+            try:
+                yield from _stream(conn, source, engine.dialect, on_progress)
+            except sa.exc.DBAPIError as exc:
+                text = redact(str(getattr(exc, "orig", exc))).strip().splitlines()
+                raise SourceError(
+                    f"the source query failed: {text[0] if text else type(exc).__name__}",
+                    hint="check source.query (run it in your SQL client) and the table names",
+                ) from None
     finally:
         engine.dispose()
 
