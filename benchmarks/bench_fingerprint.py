@@ -34,14 +34,17 @@ def best_of(repeat: int, fn: Callable[[], object]) -> float:
     return best
 
 
-def build_frame(rows: int, cols: int) -> pd.DataFrame:
+def build_frame(rows: int, cols: int, null_fraction: float) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     data = {}
     for i in range(cols):
         if i % 2:
             data[f"i{i}"] = rng.integers(-(2**40), 2**40, rows, dtype=np.int64)
         else:
-            data[f"f{i}"] = rng.standard_normal(rows)
+            values = rng.standard_normal(rows)
+            if null_fraction:
+                values[rng.random(rows) < null_fraction] = np.nan  # nulls once in arrow
+            data[f"f{i}"] = values
     return pd.DataFrame(data)
 
 
@@ -50,9 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--cols", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--null-fraction", type=float, default=0.0, help="share of NaN in float columns"
+    )
     args = parser.parse_args(argv)
 
-    df = build_frame(args.rows, args.cols)
+    df = build_frame(args.rows, args.cols, args.null_fraction)
     raw = b"".join(df[c].to_numpy().tobytes() for c in df.columns)
     size = len(raw)
     gb = size / 1e9

@@ -258,6 +258,40 @@ def _castable(src: Any, dst: Any) -> bool:
     return any(f(src) and f(dst) for f in (t.is_date, t.is_duration, t.is_time))
 
 
+def _null_mask(arr: Any) -> Any:
+    """Boolean numpy array, True where ``arr`` is null."""
+    import numpy as np
+
+    bitmap = arr.buffers()[0]
+    if bitmap is None:  # e.g. the null type: no bitmap to read
+        return arr.is_null().to_numpy(zero_copy_only=False)
+    # Unpacking the validity bitmap directly is ~5x faster than is_null().to_numpy().
+    bits = np.unpackbits(
+        np.frombuffer(bitmap, dtype=np.uint8), count=arr.offset + len(arr), bitorder="little"
+    )
+    return bits[arr.offset :] == 0
+
+
+def _update_zeroing_nulls(hasher: blake3.blake3, values: Any, width: int, mask: Any) -> None:
+    """Hash fixed-width values (uint8 bytes) with every null slot zeroed.
+
+    Null slots may hold anything (pandas leaves NaN there). Multiplying by the validity
+    into a small reused buffer is one pass over the data and several times faster than
+    copying the column and assigning through the mask.
+    """
+    import numpy as np
+
+    unit = next(u for u in (8, 4, 2, 1) if width % u == 0)
+    rows = values.view(f"u{unit}").reshape(-1, width // unit)
+    valid = ~mask[:, None]
+    step = max(1, _BLOCK // width)
+    scratch = np.empty_like(rows[:step])
+    for i in range(0, len(rows), step):
+        block = scratch[: len(rows[i : i + step])]
+        np.multiply(rows[i : i + step], valid[i : i + step], out=block)
+        hasher.update(block.reshape(-1).view(np.uint8))
+
+
 class _Column:
     """The three per-column streams: null positions, fixed-width values, variable bytes."""
 
@@ -321,22 +355,19 @@ class _Column:
             return
         mask = None
         if arr.null_count:
-            mask = arr.is_null().to_numpy(zero_copy_only=False)
+            mask = _null_mask(arr)
             # Global row numbers of the nulls: independent of how the table was chunked.
             self.validity.update((np.flatnonzero(mask) + start).astype("<i8").view(np.uint8))
         if self.kind == "fixed":
             w = self.width
             buf = arr.buffers()[1]
             values = np.frombuffer(buf, dtype=np.uint8, count=n * w, offset=arr.offset * w)
-            if mask is not None or not _LITTLE_ENDIAN:
-                rows = values.reshape(n, w)
-                if not _LITTLE_ENDIAN:  # arrow buffers are native-endian
-                    rows = rows[:, ::-1]
-                rows = rows.copy()
-                if mask is not None:
-                    rows[mask] = 0  # null slots may hold anything (NaN from pandas)
-                values = rows.reshape(-1)
-            self.values.update(values)
+            if not _LITTLE_ENDIAN:  # arrow buffers are native-endian
+                values = values.reshape(n, w)[:, ::-1].reshape(-1)
+            if mask is None:
+                self.values.update(values)
+            else:
+                _update_zeroing_nulls(self.values, values, w, mask)
         elif self.kind == "bool":
             if mask is not None:
                 arr = pc.fill_null(arr, False)

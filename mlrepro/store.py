@@ -9,7 +9,7 @@ anything is deserialized, so a tampered pickle is refused before it can run code
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,9 @@ class Store:
     """Artifacts of one project (or of a scratch folder used by ``verify``)."""
 
     root: Path  # paths in records are relative to this folder
+    # objects written by this process, by path: a later stage reuses them instead of
+    # reading back and unpickling what it has just written
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def objects(self) -> Path:
@@ -89,11 +92,16 @@ class Store:
         fp = fingerprint_model(obj)
         with self.temp(".joblib") as tmp:
             joblib.dump(obj, tmp)
-            return self._place(tmp, fp, "joblib")
+            record = self._place(tmp, fp, "joblib")
+        self._memo[record["path"]] = (record["file_hash"], obj)
+        return record
 
     def read_model(self, record: dict[str, Any]) -> Any:
         import joblib
 
+        cached = self._memo.get(record["path"])
+        if cached is not None and cached[0] == record["file_hash"] and self.is_intact(record):
+            return cached[1]
         path = self.verified_path(record)  # integrity first: unpickling runs code
         return joblib.load(path)
 
