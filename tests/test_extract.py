@@ -190,3 +190,26 @@ def test_postgres_extract_matches_sqlite(tmp_path, capsys, pg_clean_schema) -> N
     pg_lock = (pg / "mlrepro.lock").read_text()
     password = sa.make_url(pg_clean_schema.url).password
     assert password and f":{password}@" not in pg_lock and ":***@" in pg_lock
+
+
+@pytest.mark.postgres
+def test_postgres_numeric_and_naive_timestamps(tmp_path, capsys, pg_clean_schema) -> None:
+    with pg_clean_schema.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                'CREATE TABLE events (id integer primary key, ts timestamp, "X1" numeric(10, 2), '
+                "x2 double precision, y double precision)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO events SELECT i, timestamp '2026-01-01' + i * interval '1 day', "
+                "i * 1.25, i % 7, i % 3 FROM generate_series(1, 120) AS i"
+            )
+        )
+    project = make_project(tmp_path / "p", pg_clean_schema.url)
+    r = run_cli(capsys, "run", "-p", project)
+    assert r.code == 0, r.err
+    snap = snapshot(project)
+    assert len(snap) == 59  # 2026-01-02 .. 2026-03-01 inclusive
+    assert str(snap["X1"].dtype) == "float64" and snap["X1"].iloc[0] == 1.25

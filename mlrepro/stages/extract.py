@@ -31,8 +31,10 @@ def build_query(source: Source, dialect: Any, ts_kind: str) -> tuple[str, dict[s
         cond, value = f"{ts} <= :as_of", as_of.timestamp()
     elif ts_kind == "sqlite_text":  # ISO text: normalise both sides ('T' vs ' ', 'Z')
         cond, value = f"datetime({ts}) <= datetime(:as_of)", as_of.strftime("%Y-%m-%d %H:%M:%S")
-    else:
+    elif dialect.name == "postgresql":  # the session runs in UTC (SET TIME ZONE)
         cond, value = f"{ts} <= :as_of", as_of
+    else:  # other drivers may refuse aware datetimes: naive UTC
+        cond, value = f"{ts} <= :as_of", as_of.replace(tzinfo=None)
     order = ", ".join(f"mlrepro_src.{q(c)}" for c in source.order_by)
     inner = source.query.strip().rstrip(";")
     sql = f"SELECT * FROM ({inner}) AS mlrepro_src WHERE {cond} ORDER BY {order}"
@@ -80,6 +82,8 @@ def _to_batch(rows: list[Any], columns: list[str], schema: Any) -> Any:
                 f"column '{name}' mixes incompatible types (e.g. numbers and text)",
                 hint=f"CAST column '{name}' to one type in source.query",
             ) from None
+        if pa.types.is_decimal(arr.type):  # NUMERIC/DECIMAL: models need floats
+            arr = arr.cast(pa.float64(), safe=False)
         if schema is not None:
             want = schema.field(name).type
             if arr.type != want:
