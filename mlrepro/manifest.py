@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +210,8 @@ def _source(data: Any) -> Source:
     }
     _check_keys("source", data, spec)
     as_of = data["as_of"]
+    if isinstance(as_of, date) and not isinstance(as_of, datetime):  # unquoted YAML date
+        as_of = datetime(as_of.year, as_of.month, as_of.day)
     if isinstance(as_of, datetime):  # YAML parses unquoted timestamps itself
         as_of = parse_timestamp(as_of, "source.as_of").isoformat().replace("+00:00", "Z")
     parsed = parse_timestamp(as_of, "source.as_of")

@@ -208,8 +208,8 @@ class Runner:
         snapshot = self.store.read_frame(self.output("extract", "snapshot"))
         transformer, matrix, details = fit_features(snapshot, self.m)
         outputs = {
-            "transformer": self.store.write_model(transformer),
             "matrix": self.store.write_frame(matrix),
+            "transformer": self.store.write_model(transformer),
         }
         return outputs, details
 

@@ -157,3 +157,10 @@ def test_missing_manifest(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="no manifest found") as info:
         mf.load(tmp_path)
     assert "-p/--project" in info.value.hint
+
+
+def test_unquoted_yaml_date_is_midnight_utc() -> None:
+    import datetime as dt
+
+    m = mf.from_dict(with_change("source.as_of", dt.date(2025, 5, 1)))
+    assert m.source.as_of == "2025-05-01T00:00:00Z"
