@@ -430,11 +430,32 @@ def _chunk_columns(chunk: Any) -> tuple[list[str], list[Any], list[list[Any]], i
             "FrameHasher.update expects a pandas DataFrame, pyarrow Table or RecordBatch, "
             f"got {_qualname(type(chunk))}"
         )
-    if isinstance(chunk, pa.Table):
-        pieces = [list(col.chunks) for col in chunk.columns]
-    else:
-        pieces = [[col] for col in chunk.columns]
+    if isinstance(chunk, pa.RecordBatch):
+        chunk = pa.Table.from_batches([chunk])
+    chunk = _normalise_time_units(chunk)
+    pieces = [list(col.chunks) for col in chunk.columns]
     return list(chunk.column_names), list(chunk.schema.types), pieces, rows
+
+
+def _normalise_time_units(table: Any) -> Any:
+    """Timestamps in microseconds when that loses nothing.
+
+    pandas 2 defaults to nanoseconds and pandas 3 to microseconds, and parquet writers
+    differ too: the same instants must have one fingerprint. Values that need nanosecond
+    precision (or a range only another unit holds) keep their unit.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for i, field in enumerate(table.schema):
+        t = field.type
+        if pa.types.is_timestamp(t) and t.unit != "us":
+            try:
+                col = pc.cast(table.column(i), pa.timestamp("us", t.tz), safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+            table = table.set_column(i, field.name, col)
+    return table
 
 
 class FrameHasher:

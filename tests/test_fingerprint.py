@@ -534,3 +534,16 @@ def test_model_with_pandas_attributes():
     assert fingerprint_model({"df": df}) == fingerprint_model({"df": df.copy()})
     assert fingerprint_model(df["i"]) != fingerprint_model(df["i"].rename("j"))
     assert fingerprint_model(df.columns) == fingerprint_model(pd.Index(list(df.columns)))
+
+
+def test_timestamp_unit_does_not_change_the_fingerprint() -> None:
+    import pandas as pd
+
+    stamps = pd.to_datetime(["2026-01-01 10:00:00.000000", "2026-02-03 04:05:06.123456"])
+    ns = pd.DataFrame({"t": stamps.as_unit("ns")})
+    us = pd.DataFrame({"t": stamps.as_unit("us")})
+    assert fingerprint_frame(ns) == fingerprint_frame(us)
+    finer = pd.DataFrame({"t": (stamps + pd.Timedelta(1, "ns")).as_unit("ns")})
+    assert fingerprint_frame(finer) != fingerprint_frame(ns)
+    far = pd.DataFrame({"t": pd.to_datetime(["9999-12-31"]).as_unit("s")})
+    assert fingerprint_frame(far).startswith("b3:")
