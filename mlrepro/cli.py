@@ -206,6 +206,46 @@ def predict(
         raise typer.Exit(0)
 
 
+@app.command()
+def verify(
+    project: Project = None,
+    stage: Annotated[
+        str | None,
+        typer.Option("--stage", help="Verify one stage alone, fed the recorded upstream outputs."),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Skip the database: start from the recorded snapshot.")
+    ] = False,
+    rtol: Annotated[
+        float, typer.Option("--rtol", help="Relative tolerance for 'equivalent' numbers.")
+    ] = 1e-9,
+    atol: Annotated[
+        float, typer.Option("--atol", help="Absolute tolerance for 'equivalent' numbers.")
+    ] = 1e-12,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Re-execute the pipeline in a scratch folder and compare every stage with mlrepro.lock.
+
+    Exit 0 when every stage is identical or equivalent, 1 when one is different or the
+    source changed, 4 when a recorded artifact was modified.
+    """
+    from . import manifest as manifest_mod
+    from .compare import Tolerance
+    from .verify import verify as run_verify
+
+    m = manifest_mod.load(project)
+    report = run_verify(m, tol=Tolerance(rtol=rtol, atol=atol), offline=offline, stage=stage)
+    if as_json:
+        _emit_json(report.to_dict())
+    elif not quiet:
+        from .verify_render import render
+
+        render(report)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
 def _wants_json(argv: list[str]) -> bool:
     return "--json" in argv
 
