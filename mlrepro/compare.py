@@ -487,10 +487,13 @@ def compare_fitted(recorded: Any, reproduced: Any, tol: Tolerance) -> Diff:
         elif not _equal(xa, ya):
             other.append(f"{path}: {show(_leaf(x))} -> {show(_leaf(y))}")
     if other:
-        more = f" ... ({len(other)} in all)" if len(other) > 5 else ""
-        diff.flag(DIFFERENT, f"fitted state differs: {'; '.join(other[:5])}{more}")
+        examples = "; ".join(other[:2])
+        diff.flag(DIFFERENT, f"fitted state differs in {len(other)} attribute(s), e.g. {examples}")
     if stats.differing:
-        diff.numeric(stats, f"fitted values in {_names(beyond or within)}")
+        paths = beyond or within
+        diff.numeric(
+            stats, f"fitted values in {len(paths)} attribute(s) (e.g. {_names(paths[:3])})"
+        )
     return diff
 
 

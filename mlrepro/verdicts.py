@@ -194,7 +194,7 @@ def judge(
     ).get("input")
     data = Diff()
     tampered = []
-    for name, r_out in rec.get("outputs", {}).items():
+    for name, r_out in sorted(rec.get("outputs", {}).items(), key=_main_first):
         n_out = new["outputs"].get(name)
         out_diff, state = _judge_output(stage, name, r_out, n_out, new, art, tol, data)
         report.outputs[name] = {
@@ -230,6 +230,10 @@ def judge(
         for name, r_out in tampered:
             report.reasons.insert(0, _tampered_text(stage, name, r_out, report.outputs[name]))
     return report
+
+
+def _main_first(item: tuple[str, Any]) -> tuple[bool, str]:
+    return (item[0] == "schema", item[0])  # the schema follows the snapshot
 
 
 def _predict_input(m: Manifest) -> str:
@@ -335,12 +339,11 @@ def compare_models(
     """Fitted state, then predictions of both models on the same matrix rows."""
     from .stages.features import SPLIT_COLUMN
 
-    diff = compare_fitted(recorded, reproduced, tol)
     X = matrix.drop(columns=[target, SPLIT_COLUMN], errors="ignore")
     a, b = recorded[1:], reproduced[1:]  # skip the feature steps: the matrix is their output
     what = f"predictions on the {len(X)} matrix rows"
-    diff.merge(compare_outputs(a.predict(X), b.predict(X), tol, what))
+    diff = compare_outputs(a.predict(X), b.predict(X), tol, what)
     if task == "classification" and hasattr(a, "predict_proba"):
         proba = compare_outputs(a.predict_proba(X), b.predict_proba(X), tol, "probabilities")
         diff.merge(proba)
-    return diff
+    return diff.merge(compare_fitted(recorded, reproduced, tol))

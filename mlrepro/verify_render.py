@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .verdicts import FAILED, SKIPPED
+from .verdicts import SKIPPED
 
 COLORS = {
     "identical": "green",
@@ -20,14 +20,33 @@ COLORS = {
 }
 
 
-def _summary(stage: Any) -> str:
+MAIN_OUTPUT = {
+    "extract": "snapshot",
+    "features": "matrix",
+    "select": "selector",
+    "train": "pipeline",
+    "predict": "predictions",
+}
+
+
+def summary(stage: Any) -> str:
+    """One line for the table: the fingerprint, the size of a difference, or the first reason."""
     if stage.verdict == "identical":
-        fps = [o["recorded"] for o in stage.outputs.values() if o.get("recorded")]
-        return f"fingerprint {fps[0][:15]}" if fps else ""
+        main = stage.outputs.get(MAIN_OUTPUT[stage.stage], {})
+        return f"fingerprint {(main.get('recorded') or '')[:15]}"
+    if stage.keys:
+        counts = [f"{len(v)} {k}" for k, v in stage.keys.items() if v]
+        return "rows: " + ", ".join(counts)
     if stage.verdict == "equivalent" and stage.stats.compared:
         s = stage.stats
-        return f"max abs diff {s.max_abs:.3g}, {s.differing} value(s) differ"
-    return stage.reasons[0] if stage.reasons else ""
+        return f"{s.differing} value(s) differ, max abs diff {s.max_abs:.3g}"
+    if stage.verdict == "tampered":
+        names = [n for n, o in stage.outputs.items() if o.get("artifact") == "tampered"]
+        return f"recorded artifact modified: {', '.join(names) or 'snapshot'}"
+    reasons = [r for r in stage.reasons if not r.startswith(("the source returns", "the lock"))]
+    params = [r for r in reasons if r.startswith("parameter ")]
+    first = params or reasons or stage.reasons
+    return first[0] if first else ""
 
 
 def render(report: Any, console: Console | None = None) -> None:
@@ -40,12 +59,12 @@ def render(report: Any, console: Console | None = None) -> None:
     )
     title = f"verify {report.project} ({mode})"
     table = Table(title=escape(title), title_justify="left")
-    table.add_column("stage")
-    table.add_column("verdict")
-    table.add_column("summary", overflow="ellipsis", no_wrap=True, max_width=90)
+    table.add_column("stage", no_wrap=True, min_width=8)
+    table.add_column("verdict", no_wrap=True, min_width=14)
+    table.add_column("summary", overflow="ellipsis", no_wrap=True)
     for s in report.stages:
         color = COLORS.get(s.verdict, "white")
-        table.add_row(s.stage, f"[{color}]{s.verdict}[/]", escape(_summary(s)))
+        table.add_row(s.stage, f"[{color}]{s.verdict}[/]", escape(summary(s)))
     out.print(table)
     for s in report.stages:
         if s.verdict == "identical" and not s.notes:
@@ -68,9 +87,9 @@ def render(report: Any, console: Console | None = None) -> None:
     out.print()
     if report.cause:
         out.print(f"[bold red]not reproduced[/]: '{report.cause}' is the first stage that diverged")
+        out.print("[dim]differences read recorded -> reproduced[/]")
     else:
-        verdicts = sorted({s.verdict for s in report.stages if s.verdict not in FAILED})
-        out.print(
-            f"[bold green]reproduced[/] ({', '.join(verdicts)}; differences read "
-            "recorded -> reproduced)"
-        )
+        counts: dict[str, int] = {}
+        for s in report.stages:
+            counts[s.verdict] = counts.get(s.verdict, 0) + 1
+        out.print("[bold green]reproduced[/]: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
