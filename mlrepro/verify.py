@@ -164,10 +164,12 @@ def verify(
     """Re-execute the project's stages in a scratch folder and judge each one."""
     recorded = lockfile.read(manifest.root, manifest.name)
     if not recorded["stages"]:
+        where = manifest.root / lockfile.LOCK_NAME
+        what = "does not exist" if not where.exists() else "records no stages"
         raise ArtifactError(
-            f"{lockfile.LOCK_NAME} in {manifest.root} records no stages: nothing to verify",
+            f"{where} {what}: nothing to verify",
             hint="run 'mlrepro run' to record the pipeline, or copy the project's "
-            f"{lockfile.LOCK_NAME} here",
+            f"{lockfile.LOCK_NAME} next to its mlrepro.yaml",
         )
     stages = plan.stages_for(manifest)
     _check_options(manifest, stages, stage, offline, tol)
@@ -293,6 +295,15 @@ class _Session:
                 return report
         self._adopt("extract", ["snapshot", "schema"])
         report = _skipped("extract", "--offline: the source was not queried")
+        report.outputs = {
+            name: {
+                "recorded": out.get("fingerprint"),
+                "reproduced": None,
+                "verdict": SKIPPED,
+                "artifact": "ok",
+            }
+            for name, out in rec["outputs"].items()
+        }
         report.notes.append("downstream stages start from the recorded snapshot (intact)")
         return report
 

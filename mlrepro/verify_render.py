@@ -52,11 +52,12 @@ def summary(stage: Any) -> str:
 def render(report: Any, console: Console | None = None) -> None:
     """Print the report: table first, then a section per stage that is not identical."""
     out = console or Console(highlight=False, soft_wrap=True)
-    mode = (
-        "offline, from the recorded snapshot"
-        if report.offline
-        else (f"source re-queried as of {report.as_of}")
-    )
+    if report.only:
+        mode = f"stage {report.only} alone, fed the recorded upstream outputs"
+    elif report.offline:
+        mode = "offline, from the recorded snapshot"
+    else:
+        mode = f"source re-queried as of {report.as_of}"
     title = f"verify {report.project} ({mode})"
     table = Table(title=escape(title), title_justify="left")
     table.add_column("stage", no_wrap=True, min_width=8)
