@@ -525,15 +525,17 @@ def compare_text(recorded: str, reproduced: str) -> Diff:
     return Diff()
 
 
-def compare_outputs(recorded: Any, reproduced: Any, tol: Tolerance, what: str) -> Diff:
-    """Compare two prediction arrays (labels or scores) row by row."""
+def compare_outputs(
+    recorded: Any, reproduced: Any, tol: Tolerance, what: str, *, labels: bool = False
+) -> Diff:
+    """Compare two prediction arrays row by row: scores within tolerance, labels exactly."""
     import numpy as np
 
     diff = Diff()
     a, b = np.asarray(recorded), np.asarray(reproduced)
     if a.shape != b.shape:
         return diff.flag(DIFFERENT, f"{what}: shape {a.shape} -> {b.shape}")
-    if a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
+    if not labels and a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
         return diff.numeric(compare_numbers(a, b, tol), what)
     ne = np.asarray(a != b).reshape(len(a), -1).any(axis=1) if a.size else np.zeros(0, bool)
     if ne.any():

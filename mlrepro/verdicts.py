@@ -224,7 +224,9 @@ def judge(
         )
     if input_changed:
         report.verdict = SOURCE_CHANGED
-        report.reasons.insert(0, f"the prediction input {_predict_input(art.m)} changed")
+        same = all(o["recorded"] == o["reproduced"] for o in report.outputs.values())
+        also = " (the predictions made from it are identical)" if same else ""
+        report.reasons.insert(0, f"the prediction input {_predict_input(art.m)} changed{also}")
     if tampered:
         report.verdict = TAMPERED
         for name, r_out in tampered:
@@ -341,8 +343,9 @@ def compare_models(
 
     X = matrix.drop(columns=[target, SPLIT_COLUMN], errors="ignore")
     a, b = recorded[1:], reproduced[1:]  # skip the feature steps: the matrix is their output
-    what = f"predictions on the {len(X)} matrix rows"
-    diff = compare_outputs(a.predict(X), b.predict(X), tol, what)
+    labels = task == "classification"
+    what = f"{'predicted labels' if labels else 'predictions'} on the {len(X)} matrix rows"
+    diff = compare_outputs(a.predict(X), b.predict(X), tol, what, labels=labels)
     if task == "classification" and hasattr(a, "predict_proba"):
         proba = compare_outputs(a.predict_proba(X), b.predict_proba(X), tol, "probabilities")
         diff.merge(proba)

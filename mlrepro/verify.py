@@ -31,6 +31,8 @@ from .errors import (
     EXIT_OK,
     ArtifactError,
     DataError,
+    MlreproError,
+    PredictionRejected,
     SourceError,
     UsageError,
 )
@@ -249,7 +251,7 @@ class _Session:
                 hint=f"{exc.hint}; or verify from the recorded snapshot with 'mlrepro verify "
                 "--offline'",
             ) from None
-        except DataError as exc:
+        except (DataError, PredictionRejected) as exc:
             return self._failed(stage, rec, exc, fed)
         report = judge(
             stage, rec, self.runner.lock["stages"][stage], self.recorded, self.art, self.tol
@@ -269,12 +271,25 @@ class _Session:
         return report
 
     def _failed(
-        self, stage: str, rec: dict[str, Any], exc: DataError, fed: dict[str, str]
+        self, stage: str, rec: dict[str, Any], exc: MlreproError, fed: dict[str, str]
     ) -> StageReport:
-        verdict = SOURCE_CHANGED if stage == "extract" else "different"
-        report = StageReport(stage, verdict, [f"re-execution failed: {exc.message}"], fed=fed)
+        """A stage that cannot re-execute on this data: its verdict, not a crash."""
+        reasons = [f"re-execution failed: {exc.message}"]
+        verdict = "different"
+        if stage == "extract":
+            verdict = SOURCE_CHANGED
+        elif stage == "predict" and self._predict_input_changed(rec):
+            verdict = SOURCE_CHANGED
+            reasons.insert(0, "the prediction input changed since the recording")
+        report = StageReport(stage, verdict, reasons, fed=fed)
+        if stage == "extract":
+            report.notes.append("downstream stages start from the recorded snapshot")
         report.environment = env.diff(rec.get("environment", {}), self.current_env)
         return report
+
+    def _predict_input_changed(self, rec: dict[str, Any]) -> bool:
+        now = self.runner.extra_inputs("predict").get("input")
+        return rec.get("inputs", {}).get("input") != now
 
     def _offline_extract(self, rec: dict[str, Any]) -> StageReport:
         for name in ("snapshot", "schema"):
@@ -314,7 +329,9 @@ class _Session:
         for up, outs in NEEDS[stage].items():
             have = self.runner.lock["stages"].get(up)
             rec = self.recorded["stages"].get(up)
-            same = bool(have and rec and _same_outputs(have, rec, outs))
+            same = bool(have and rec and _same_outputs(have, rec, outs)) and all(
+                self.runner.store.is_intact(have["outputs"][o]) for o in outs
+            )
             if same or (rec and self._adopt(up, outs)):
                 fed[up] = "recorded"
             elif have and not self.isolated:
@@ -343,13 +360,17 @@ class _Session:
         return _skipped(stage, f"cannot run: {why}")
 
     def _adopt(self, up: str, outs: list[str]) -> bool:
-        """Copy the recorded outputs of ``up`` into the scratch store and lock, if intact."""
+        """Copy the recorded outputs of ``up`` into the scratch store and lock.
+
+        The outputs in ``outs`` must be intact; the stage's other outputs come along when
+        they are (a later stage may read them: predict reads extract's schema).
+        """
         rec = self.recorded["stages"][up]
-        records = [rec["outputs"].get(o) for o in outs]
-        if any(r is None or self.art.state(r) != "ok" for r in records):
+        if any(self.art.state(rec["outputs"].get(o, {})) != "ok" for o in outs):
             return False
-        for r in records:
-            _link(self.m.root / r["path"], self.runner.store.root / r["path"])
+        for out in rec["outputs"].values():
+            if self.art.state(out) == "ok":
+                _link(self.m.root / out["path"], self.runner.store.root / out["path"])
         self.runner.lock["stages"][up] = copy.deepcopy(rec)
         return True
 

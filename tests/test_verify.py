@@ -23,8 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO_ROOT / "examples" / "diabetes"
 OUTPUTS = (".mlrepro", "mlrepro.lock", ".mlrepro.lock.pid", "predictions*", "__pycache__")
 BACKFILL = (
-    "INSERT INTO visits VALUES "
-    "(9001, ?, 'north', 50, 1, 25.5, 90, 180, 100, 40, 4, 4.5, 90, 150)"
+    "INSERT INTO visits VALUES (9001, ?, 'north', 50, 1, 25.5, 90, 180, 100, 40, 4, 4.5, 90, 150)"
 )
 
 
@@ -52,9 +51,7 @@ def stage_of(report: dict, name: str) -> dict:
 def tree_digest(root: Path) -> dict[str, str]:
     """File -> content hash for everything in a project folder."""
     return {
-        p.relative_to(root).as_posix(): hash_file(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
+        p.relative_to(root).as_posix(): hash_file(p) for p in sorted(root.rglob("*")) if p.is_file()
     }
 
 
@@ -175,6 +172,36 @@ def test_edited_and_deleted_rows_are_named(capsys, project):
     assert extract["verdict"] == "source changed"
     assert extract["row_keys"] == {"removed": [7], "changed": [5]}
     assert any("row count 398 -> 397" in r for r in extract["reasons"])
+
+
+def test_source_emptied_before_as_of_is_source_changed(capsys, project):
+    """The re-query fails (zero rows): a verdict, and the rest runs on the recorded snapshot."""
+    sql(project, "DELETE FROM visits WHERE recorded_at < '2026-06-30'")
+    code, report = verify_json(capsys, project)
+    assert code == 1
+    extract = stage_of(report, "extract")
+    assert extract["verdict"] == "source changed"
+    assert extract["reasons"] == [
+        "re-execution failed: the source query returned zero rows as of 2026-06-30T00:00:00Z"
+    ]
+    assert [stage_of(report, s)["verdict"] for s in ("features", "train", "predict")] == [
+        "identical"
+    ] * 3
+
+
+def test_changed_prediction_input_is_source_changed(capsys, project):
+    path = project / "data" / "new_visits.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    assert lines[1].startswith("399,west,52.0,1.0,23.0,")
+    lines[1] = lines[1].replace(",23.0,", ",33.0,", 1)  # bmi, a selected feature
+    path.write_text("".join(lines))
+    code, report = verify_json(capsys, project, "--stage", "predict")
+    assert code == 1
+    predict = stage_of(report, "predict")
+    assert predict["verdict"] == "source changed"
+    assert predict["reasons"][0] == "the prediction input data/new_visits.csv changed"
+    assert predict["row_keys"] == {"changed": [399]}
+    assert predict["stats"]["differing_values"] == 1
 
 
 def test_unreachable_source_says_to_use_offline(capsys, project):
@@ -351,6 +378,20 @@ def test_differing_stage_feeds_downstream_its_recorded_outputs(capsys, project):
     assert "parameter selection.params.k: 6 -> 5" in select["reasons"]
     assert any(r.startswith("selected: removed") for r in select["reasons"])
     assert verdicts(report)["train"] == "identical"
+
+
+def test_stage_rerun_alone_leaves_a_stale_lock(capsys, project):
+    manifest = project / "mlrepro.yaml"
+    manifest.write_text(manifest.read_text().replace("strategy: median", "strategy: mean"))
+    assert cli(capsys, "features", "-q", "-p", project)[0] == 0
+    code, report = verify_json(capsys, project)
+    assert code == 1
+    assert verdicts(report)["features"] == "identical"
+    assert report["cause"] == "select"
+    assert any(
+        r.startswith("stale lock: select was recorded from features.matrix")
+        for r in stage_of(report, "select")["reasons"]
+    )
 
 
 @pytest.mark.parametrize(
