@@ -6,6 +6,7 @@ no-op ``mlrepro run`` never imports scikit-learn.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -233,14 +234,15 @@ def verify(
     from . import manifest as manifest_mod
     from .compare import Tolerance
     from .verify import verify as run_verify
+    from .verify_render import Spinner, render
 
     m = manifest_mod.load(project)
-    report = run_verify(m, tol=Tolerance(rtol=rtol, atol=atol), offline=offline, stage=stage)
+    tol = Tolerance(rtol=rtol, atol=atol)
+    with Spinner() if not (quiet or as_json) else contextlib.nullcontext() as spin:
+        report = run_verify(m, tol=tol, offline=offline, stage=stage, on_stage=spin)
     if as_json:
         _emit_json(report.to_dict())
     elif not quiet:
-        from .verify_render import render
-
         render(report)
     if report.exit_code:
         raise typer.Exit(report.exit_code)

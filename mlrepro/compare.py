@@ -1,9 +1,10 @@
-"""Compare a recorded result with a re-executed one: frames, values, fitted estimators.
+"""Compare a recorded result with a re-executed one: the ``Diff`` type, numbers, records.
 
 Pure functions (no I/O) that return a ``Diff``: a verdict (identical, equivalent, different),
 sentences saying what differs, numeric statistics and the row keys involved. "Equivalent"
 means not bit-identical but every numeric value within the tolerance and everything else
-equal. numpy and pandas are imported inside the functions (the CLI must start fast).
+equal. Frames are in ``framediff``, fitted estimators in ``modeldiff``. numpy is imported
+inside the functions (the CLI must start fast).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _names(items: Sequence[Any]) -> str:
+def names(items: Sequence[Any]) -> str:
     shown = ", ".join(str(i) for i in items[:MAX_SHOWN])
     return shown + (f" ... ({len(items)} in all)" if len(items) > MAX_SHOWN else "")
 
@@ -167,7 +168,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-_ABSENT = object()
+ABSENT = object()  # a key present on one side only
 
 
 def compare_values(
@@ -181,9 +182,9 @@ def compare_values(
     diff = Diff()
     flat_a, flat_b = flatten(recorded), flatten(reproduced)
     for path in list(flat_a) + [p for p in flat_b if p not in flat_a]:
-        a, b = flat_a.get(path, _ABSENT), flat_b.get(path, _ABSENT)
-        if a is _ABSENT or b is _ABSENT:
-            diff.flag(DIFFERENT, f"{path}: {_shown(a)} -> {_shown(b)}")
+        a, b = flat_a.get(path, ABSENT), flat_b.get(path, ABSENT)
+        if a is ABSENT or b is ABSENT:
+            diff.flag(DIFFERENT, f"{path}: {shown(a)} -> {shown(b)}")
         elif a == b and type(a) is type(b):
             continue
         elif tol is not None and _numeric_leaf(a) and _numeric_leaf(b) and _same_shape(a, b):
@@ -200,8 +201,8 @@ def compare_values(
     return diff
 
 
-def _shown(v: Any) -> str:
-    return "absent" if v is _ABSENT else show(v)
+def shown(v: Any) -> str:
+    return "absent" if v is ABSENT else show(v)
 
 
 def _numeric_leaf(v: Any) -> bool:
@@ -228,290 +229,12 @@ def list_change(recorded: list[Any], reproduced: list[Any]) -> str:
     removed = [x for x in recorded if x not in reproduced]
     parts = []
     if added:
-        parts.append(f"added {_names(added)}")
+        parts.append(f"added {names(added)}")
     if removed:
-        parts.append(f"removed {_names(removed)}")
+        parts.append(f"removed {names(removed)}")
     if not parts:
         return f"{show(recorded)} -> {show(reproduced)}"
     return ", ".join(parts)
-
-
-# --------------------------------------------------------------------------------- frames
-
-
-def compare_frames(
-    recorded: Any,
-    reproduced: Any,
-    tol: Tolerance,
-    *,
-    key: Sequence[str] = (),
-    ignore: Sequence[str] = (),
-) -> Diff:
-    """Compare two DataFrames: columns, dtypes, rows (by ``key`` when it is unique), values."""
-    diff = Diff()
-    rec_cols = [str(c) for c in recorded.columns if c not in ignore]
-    new_cols = [str(c) for c in reproduced.columns if c not in ignore]
-    added = [c for c in new_cols if c not in rec_cols]
-    removed = [c for c in rec_cols if c not in new_cols]
-    if added:
-        diff.flag(DIFFERENT, f"columns added: {_names(added)}")
-    if removed:
-        diff.flag(DIFFERENT, f"columns removed: {_names(removed)}")
-    common = [c for c in rec_cols if c in new_cols]
-    if [c for c in new_cols if c in common] != common:
-        diff.flag(
-            DIFFERENT,
-            f"columns reordered: {list_change(common, [c for c in new_cols if c in common])}",
-        )
-    for c in common:
-        a, b = str(recorded[c].dtype), str(reproduced[c].dtype)
-        if a != b:
-            diff.flag(DIFFERENT, f"column {c}: dtype {a} -> {b}")
-    key = [k for k in key if k in common]
-    if key and _unique(recorded, key) and _unique(reproduced, key):
-        _compare_keyed(recorded, reproduced, common, key, tol, diff)
-    else:
-        _compare_positional(recorded, reproduced, common, tol, diff)
-    return diff
-
-
-def _unique(df: Any, key: list[str]) -> bool:
-    return not df.duplicated(subset=key).any()
-
-
-def _key_index(df: Any, key: list[str]) -> Any:
-    import pandas as pd
-
-    if len(key) == 1:
-        return pd.Index(df[key[0]].to_numpy(dtype=object))
-    return pd.MultiIndex.from_frame(df[key].astype(object))
-
-
-def format_key(key: list[str], value: Any) -> str:
-    values = value if isinstance(value, tuple) else (value,)
-    pairs = ", ".join(f"{k}={_scalar(v)}" for k, v in zip(key, values, strict=False))
-    return pairs if len(key) == 1 else f"({pairs})"
-
-
-def _scalar(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
-
-
-def _key_json(key: list[str], values: Iterable[Any]) -> list[Any]:
-    out = []
-    for v in list(values)[:MAX_KEYS]:
-        if isinstance(v, tuple):
-            out.append({k: _jsonable(x) for k, x in zip(key, v, strict=False)})
-        else:
-            out.append(_jsonable(v))
-    return out
-
-
-def _jsonable(v: Any) -> Any:
-    v = _scalar(v)
-    return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
-
-
-def _keys_text(kind: str, key: list[str], values: list[Any]) -> str:
-    shown = ", ".join(format_key(key, v) for v in values[:MAX_SHOWN])
-    more = f" ... ({len(values)} in all)" if len(values) > MAX_SHOWN else ""
-    return f"{len(values)} row(s) {kind}: {shown}{more}"
-
-
-def _compare_keyed(
-    recorded: Any, reproduced: Any, common: list[str], key: list[str], tol: Tolerance, diff: Diff
-) -> None:
-    import numpy as np
-
-    rk, nk = _key_index(recorded, key), _key_index(reproduced, key)
-    added = list(nk[~nk.isin(rk)])
-    removed = list(rk[~rk.isin(nk)])
-    rpos = np.flatnonzero(rk.isin(nk))
-    npos = nk.get_indexer(rk[rpos])
-    if len(recorded) != len(reproduced):
-        diff.flag(DIFFERENT, f"row count {len(recorded)} -> {len(reproduced)}")
-    if added:
-        diff.flag(DIFFERENT, _keys_text("added", key, added))
-        diff.keys["added"] = _key_json(key, added)
-    if removed:
-        diff.flag(DIFFERENT, _keys_text("removed", key, removed))
-        diff.keys["removed"] = _key_json(key, removed)
-    if not added and not removed and not np.array_equal(npos, np.arange(len(npos))):
-        diff.flag(DIFFERENT, f"row order changed (rows are ordered by {', '.join(key)})")
-    values = [c for c in common if c not in key]
-    changed = _compare_rows(recorded.iloc[rpos], reproduced.iloc[npos], values, tol, diff)
-    if changed.any():
-        keys = list(rk[rpos][changed])
-        diff.flag(DIFFERENT, _keys_text("changed", key, keys))
-        diff.keys["changed"] = _key_json(key, keys)
-
-
-def _compare_positional(
-    recorded: Any, reproduced: Any, common: list[str], tol: Tolerance, diff: Diff
-) -> None:
-    import numpy as np
-
-    if len(recorded) != len(reproduced):
-        diff.flag(DIFFERENT, f"row count {len(recorded)} -> {len(reproduced)}")
-        return
-    changed = _compare_rows(recorded, reproduced, common, tol, diff)
-    if changed.any():
-        rows = np.flatnonzero(changed).tolist()
-        diff.flag(DIFFERENT, f"{len(rows)} row(s) changed (row numbers {_names(rows)})")
-        diff.keys["changed"] = rows[:MAX_KEYS]
-
-
-def _compare_rows(a: Any, b: Any, columns: list[str], tol: Tolerance, diff: Diff) -> Any:
-    """Per-row mask of values beyond the tolerance; numeric statistics go into ``diff``."""
-    import numpy as np
-
-    changed = np.zeros(len(a), dtype=bool)
-    stats = NumStats()
-    beyond, within, other = [], [], []
-    for c in columns:
-        x, y = a[c], b[c]
-        if _numeric(x) and _numeric(y):
-            xv = x.to_numpy(dtype="float64", na_value=np.nan)
-            yv = y.to_numpy(dtype="float64", na_value=np.nan)
-            col = compare_numbers(xv, yv, tol)
-            stats.add(col)
-            if col.beyond:
-                changed |= ~np.isclose(yv, xv, rtol=tol.rtol, atol=tol.atol, equal_nan=True)
-                beyond.append(c)
-            elif col.differing:
-                within.append(c)
-        else:
-            ne = _not_equal(x.reset_index(drop=True), y.reset_index(drop=True))
-            if ne.any():
-                changed |= ne
-                other.append(c)
-    if stats.differing:
-        diff.numeric(stats, f"numeric values in column(s) {_names(beyond or within)}")
-    if other:
-        diff.flag(DIFFERENT, f"values differ in column(s) {_names(other)}")
-    return changed
-
-
-def _numeric(s: Any) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
-
-
-def _not_equal(x: Any, y: Any) -> Any:
-    import numpy as np
-
-    both_na = (x.isna() & y.isna()).to_numpy(dtype=bool)
-    try:
-        eq = x.eq(y).fillna(False).to_numpy(dtype=bool)
-    except (TypeError, ValueError):  # e.g. tz-aware vs naive timestamps
-        eq = (x.astype(str) == y.astype(str)).to_numpy(dtype=bool)
-    return np.asarray(~(eq | both_na))
-
-
-# ----------------------------------------------------------------------- fitted estimators
-
-
-def fitted_state(obj: Any, prefix: str = "", depth: int = 0) -> dict[str, Any]:
-    """The state a model fingerprint covers, flattened to ``{path: leaf}``.
-
-    Estimators contribute their attributes (hyper-parameters, fitted ``name_`` values, private
-    state; not execution-only settings such as ``n_jobs``), opaque objects such as a tree's
-    structure their pickled state, structured arrays one leaf per field.
-    """
-    import numpy as np
-
-    from .fingerprint import EXECUTION_ONLY_PARAMS
-
-    out: dict[str, Any] = {}
-    if depth > 12:
-        out[prefix] = f"<{type(obj).__name__}>"
-    elif isinstance(obj, np.ndarray) and obj.dtype.names:
-        for name in obj.dtype.names:
-            out.update(fitted_state(obj[name], f"{prefix}.{name}", depth + 1))
-    elif obj is None or isinstance(obj, (np.ndarray, np.generic, str, int, float, bool)):
-        out[prefix] = obj
-    elif callable(getattr(obj, "get_params", None)) and hasattr(obj, "__dict__"):
-        for name, value in vars(obj).items():
-            if name not in EXECUTION_ONLY_PARAMS:
-                out.update(fitted_state(value, f"{prefix}.{name}" if prefix else name, depth + 1))
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            out.update(fitted_state(v, f"{prefix}[{i}]", depth + 1))
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            out.update(fitted_state(v, f"{prefix}.{k}", depth + 1))
-    elif isinstance(obj, type) or callable(obj):
-        out[prefix] = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
-    else:
-        state = _state_of(obj)
-        if isinstance(state, dict):
-            out.update(fitted_state(state, prefix, depth + 1))
-        else:
-            out[prefix] = repr(obj)
-    return out
-
-
-def _state_of(obj: Any) -> Any:
-    try:
-        return obj.__getstate__()
-    except Exception:  # objects without a usable pickled state compare by repr
-        return None
-
-
-def compare_fitted(recorded: Any, reproduced: Any, tol: Tolerance) -> Diff:
-    """Compare two fitted estimators attribute by attribute (numbers within tolerance)."""
-    import numpy as np
-
-    diff = Diff()
-    a, b = fitted_state(recorded), fitted_state(reproduced)
-    stats = NumStats()
-    beyond: list[str] = []
-    within: list[str] = []
-    other: list[str] = []
-    for path in list(a) + [p for p in b if p not in a]:
-        x, y = a.get(path, _ABSENT), b.get(path, _ABSENT)
-        if x is _ABSENT or y is _ABSENT:
-            other.append(f"{path}: {_shown(x)} -> {_shown(y)}")
-            continue
-        xa, ya = np.asarray(x), np.asarray(y)
-        if xa.shape != ya.shape:
-            other.append(f"{path}: shape {xa.shape} -> {ya.shape}")
-        elif xa.dtype.kind in "fiu" and ya.dtype.kind in "fiu":
-            s = compare_numbers(xa, ya, tol)
-            stats.add(s)
-            if s.beyond:
-                beyond.append(path)
-            elif s.differing:
-                within.append(path)
-        elif not _equal(xa, ya):
-            other.append(f"{path}: {show(_leaf(x))} -> {show(_leaf(y))}")
-    if other:
-        examples = "; ".join(other[:2])
-        diff.flag(DIFFERENT, f"fitted state differs in {len(other)} attribute(s), e.g. {examples}")
-    if stats.differing:
-        paths = beyond or within
-        diff.numeric(
-            stats, f"fitted values in {len(paths)} attribute(s) (e.g. {_names(paths[:3])})"
-        )
-    return diff
-
-
-def _equal(x: Any, y: Any) -> bool:
-    try:
-        return bool(np_all(x == y))
-    except (TypeError, ValueError):
-        return str(x.tolist()) == str(y.tolist())
-
-
-def np_all(value: Any) -> bool:
-    import numpy as np
-
-    return bool(np.all(value))
-
-
-def _leaf(v: Any) -> Any:
-    return v.tolist() if hasattr(v, "tolist") else v
 
 
 def compare_text(recorded: str, reproduced: str) -> Diff:
@@ -523,21 +246,3 @@ def compare_text(recorded: str, reproduced: str) -> Diff:
         if x != y:
             return Diff().flag(DIFFERENT, f"line {i}: {show(x)} -> {show(y)}")
     return Diff()
-
-
-def compare_outputs(
-    recorded: Any, reproduced: Any, tol: Tolerance, what: str, *, labels: bool = False
-) -> Diff:
-    """Compare two prediction arrays row by row: scores within tolerance, labels exactly."""
-    import numpy as np
-
-    diff = Diff()
-    a, b = np.asarray(recorded), np.asarray(reproduced)
-    if a.shape != b.shape:
-        return diff.flag(DIFFERENT, f"{what}: shape {a.shape} -> {b.shape}")
-    if not labels and a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
-        return diff.numeric(compare_numbers(a, b, tol), what)
-    ne = np.asarray(a != b).reshape(len(a), -1).any(axis=1) if a.size else np.zeros(0, bool)
-    if ne.any():
-        diff.flag(DIFFERENT, f"{what}: {int(ne.sum())} of {len(a)} differ")
-    return diff

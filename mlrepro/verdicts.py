@@ -19,15 +19,14 @@ from .compare import (
     Diff,
     NumStats,
     Tolerance,
-    compare_fitted,
-    compare_frames,
-    compare_outputs,
     compare_text,
     compare_values,
 )
 from .errors import ArtifactError
 from .fingerprint import fingerprint_params
+from .framediff import compare_frames
 from .manifest import Manifest
+from .modeldiff import compare_fitted, compare_outputs
 from .store import Store
 
 SOURCE_CHANGED, TAMPERED, SKIPPED = "source changed", "tampered", "skipped"
@@ -189,9 +188,12 @@ def judge(
         diff.flag(DIFFERENT, f"parameter {reason}")
     if rec.get("code_version") != new["code_version"]:
         report.notes.append(f"code version {rec.get('code_version')} -> {new['code_version']}")
-    input_changed = stage == "predict" and rec.get("inputs", {}).get("input") != new.get(
-        "inputs", {}
-    ).get("input")
+    pinned = bool(art.m.predict and art.m.predict.input)  # a file is hashed; a query is not
+    input_changed = (
+        stage == "predict"
+        and pinned
+        and rec.get("inputs", {}).get("input") != new.get("inputs", {}).get("input")
+    )
     data = Diff()
     tampered = []
     for name, r_out in sorted(rec.get("outputs", {}).items(), key=_main_first):
@@ -221,6 +223,11 @@ def judge(
         as_of = rec.get("details", {}).get("as_of", art.m.source.as_of)
         report.reasons.insert(
             0, f"the source returns different rows for the same query as of {as_of}"
+        )
+    if stage == "predict" and not pinned and data.verdict == DIFFERENT:
+        report.verdict = SOURCE_CHANGED
+        report.reasons.insert(
+            0, "predict.query is re-run now and is not pinned by as_of: its rows have changed"
         )
     if input_changed:
         report.verdict = SOURCE_CHANGED

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from . import env, lockfile, plan
-from .compare import IDENTICAL, Tolerance
+from .audit import seed_audit
+from .compare import Tolerance
 from .errors import (
     EXIT_ARTIFACT,
     EXIT_NOT_REPRODUCED,
@@ -129,32 +130,6 @@ class ScratchRunner(Runner):
         return {"predictions": out}, summary
 
 
-def audit(m: Manifest) -> list[dict[str, str]]:
-    """Estimators whose ``random_state`` the manifest sets to null (not reproducible)."""
-    from .resolve import build, unseeded
-
-    steps = [
-        (f"features[{i}] ({s.name})", f"features[{i}]", s.transformer, s.params)
-        for i, s in enumerate(m.features)
-    ]
-    if m.selection:
-        steps.append(("selection", "selection.method", m.selection.method, m.selection.params))
-    steps.append(("model", "model.estimator", m.model.estimator, m.model.params))
-    found = []
-    for label, where, path, params in steps:
-        est = build(path, params, m.allowed_prefixes(), where, m.seed)
-        for name in unseeded(est):
-            found.append(
-                {
-                    "where": f"{label}: params.{name.replace('__', '.')}",
-                    "class": path,
-                    "problem": "random_state is null: results change from run to run",
-                    "fix": f"remove '{name.split('__')[-1]}: null' to derive it from 'seed'",
-                }
-            )
-    return found
-
-
 def verify(
     manifest: Manifest,
     *,
@@ -176,13 +151,16 @@ def verify(
     stages = plan.stages_for(manifest)
     _check_options(manifest, stages, stage, offline, tol)
     report = Report(manifest.name, tol, offline, stage, as_of=manifest.source.as_of)
-    report.audit = audit(manifest)
+    report.audit = seed_audit(manifest)
     with tempfile.TemporaryDirectory(prefix="mlrepro-verify-") as scratch:
         session = _Session(manifest, recorded, Path(scratch), tol, offline, isolated=bool(stage))
         for name in [stage] if stage else stages:
             if on_stage:
                 on_stage(name)
             report.stages.append(session.verify_stage(name))
+    if not stage:
+        gone = [s for s in plan.STAGE_VERSION if s in recorded["stages"] and s not in stages]
+        report.stages += [_skipped(s, "recorded, but no longer in the manifest") for s in gone]
     report.environment = sorted({d for s in report.stages for d in s.environment})
     return report
 
@@ -266,8 +244,7 @@ class _Session:
                 )
         if stage == "extract" and report.verdict == SOURCE_CHANGED:
             report.notes.append("downstream stages start from the recorded snapshot")
-        if report.verdict != IDENTICAL:
-            report.environment = env.diff(rec.get("environment", {}), self.current_env)
+        report.environment = env.diff(rec.get("environment", {}), self.current_env)
         return report
 
     def _failed(
@@ -288,6 +265,8 @@ class _Session:
         return report
 
     def _predict_input_changed(self, rec: dict[str, Any]) -> bool:
+        if not (self.m.predict and self.m.predict.input):
+            return True  # predict.query is not pinned: its rows are the likely change
         now = self.runner.extra_inputs("predict").get("input")
         return rec.get("inputs", {}).get("input") != now
 
@@ -330,7 +309,7 @@ class _Session:
             have = self.runner.lock["stages"].get(up)
             rec = self.recorded["stages"].get(up)
             same = bool(have and rec and _same_outputs(have, rec, outs)) and all(
-                self.runner.store.is_intact(have["outputs"][o]) for o in outs
+                (self.runner.store.root / have["outputs"][o]["path"]).is_file() for o in outs
             )
             if same or (rec and self._adopt(up, outs)):
                 fed[up] = "recorded"

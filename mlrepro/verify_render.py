@@ -75,7 +75,7 @@ def render(report: Any, console: Console | None = None) -> None:
             out.print(f"  - {escape(reason)}")
         for note in s.notes:
             out.print(f"  [dim]note: {escape(note)}[/]")
-        if s.environment:
+        if s.environment and s.verdict != "identical":
             out.print(
                 "  [yellow]hint:[/] the environment differs from the recording: "
                 + escape("; ".join(s.environment))
@@ -88,9 +88,60 @@ def render(report: Any, console: Console | None = None) -> None:
     out.print()
     if report.cause:
         out.print(f"[bold red]not reproduced[/]: '{report.cause}' is the first stage that diverged")
-        out.print("[dim]differences read recorded -> reproduced[/]")
+        cause = next(s for s in report.stages if s.stage == report.cause)
+        out.print(f"  [yellow]hint:[/] {escape(hint_for(cause))}")
+        out.print("  [dim]differences read recorded -> reproduced[/]")
     else:
         counts: dict[str, int] = {}
         for s in report.stages:
             counts[s.verdict] = counts.get(s.verdict, 0) + 1
         out.print("[bold green]reproduced[/]: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+
+
+def hint_for(stage: Any) -> str:
+    """What to do about the stage that diverged first."""
+    if stage.verdict == "tampered":
+        return (
+            "restore the file from where the project was recorded, or rebuild it with "
+            "'mlrepro run --force'"
+        )
+    if stage.verdict == "source changed" and stage.stage == "extract":
+        return (
+            "rows at or before as_of were back-filled, edited or deleted in the database: "
+            "restore them, or record a new snapshot with 'mlrepro run' and commit the new lock"
+        )
+    if stage.verdict == "source changed":
+        return "the prediction input changed: restore it, or re-run 'mlrepro predict'"
+    if any(r.startswith(("parameter ", "the lock record", "stale lock")) for r in stage.reasons):
+        return (
+            "mlrepro.yaml and mlrepro.lock disagree: restore them from version control, or "
+            "record the manifest with 'mlrepro run' and commit the new lock"
+        )
+    return (
+        "the same inputs and parameters gave another result: look at the environment "
+        "differences and the seed audit above"
+    )
+
+
+class Spinner:
+    """'verifying <stage>' on a terminal (stderr); silent elsewhere."""
+
+    def __init__(self) -> None:
+        import sys
+
+        self.status: Any = None
+        if sys.stderr.isatty():
+            self.status = Console(stderr=True).status("verifying")
+
+    def __enter__(self) -> Spinner:
+        if self.status is not None:
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def __call__(self, stage: str) -> None:
+        if self.status is not None:
+            self.status.update(f"verifying {stage}")

@@ -10,15 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlrepro.compare import (
-    Tolerance,
-    compare_fitted,
-    compare_frames,
-    compare_numbers,
-    compare_outputs,
-    compare_values,
-    list_change,
-)
+from mlrepro.compare import Tolerance, compare_numbers, compare_values, list_change
+from mlrepro.framediff import compare_frames
+from mlrepro.modeldiff import compare_fitted, compare_outputs
 
 TOL = Tolerance()
 

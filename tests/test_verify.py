@@ -113,6 +113,7 @@ def test_json_report_shape(capsys, project):
     assert pipeline["recorded"] == pipeline["reproduced"]
     assert pipeline["artifact"] == "ok"
     assert report["audit"] == []
+    assert report["environment"] == []  # recorded on this machine
 
 
 def test_verify_in_a_copied_project_folder(capsys, recorded, tmp_path):
@@ -204,6 +205,38 @@ def test_changed_prediction_input_is_source_changed(capsys, project):
     assert predict["stats"]["differing_values"] == 1
 
 
+def test_predictions_from_a_query_into_a_table(capsys, tmp_path):
+    """predict.query is not pinned by as_of: only its rows decide; the table is never written."""
+    project = tmp_path / "query"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(*OUTPUTS))
+    manifest = project / "mlrepro.yaml"
+    text = manifest.read_text().replace("n_estimators: 200", "n_estimators: 20")
+    manifest.write_text(
+        text[: text.index("predict:")]
+        + "predict:\n"
+        + "  query: SELECT * FROM visits WHERE recorded_at > '2026-06-30' AND bp IS NOT NULL\n"
+        + "  table: predictions\n"
+    )
+    assert cli(capsys, "run", "-q", "-p", project)[0] == 0
+    code, report = verify_json(capsys, project)
+    assert code == 0
+    assert set(verdicts(report).values()) == {"identical"}
+
+    def table() -> list[tuple]:
+        with sqlite3.connect(project / "data" / "diabetes.db") as conn:
+            return conn.execute("SELECT * FROM predictions ORDER BY visit_id").fetchall()
+
+    before = table()
+    sql(project, "UPDATE visits SET bmi = bmi + 3 WHERE visit_id = 410")
+    code, report = verify_json(capsys, project, "--stage", "predict")
+    assert code == 1
+    predict = stage_of(report, "predict")
+    assert predict["verdict"] == "source changed"
+    assert predict["reasons"][0].startswith("predict.query is re-run now")
+    assert predict["row_keys"] == {"changed": [410]}
+    assert table() == before  # the recorded predictions table is read, never rewritten
+
+
 def test_unreachable_source_says_to_use_offline(capsys, project):
     (project / "data" / "diabetes.db").unlink()
     code, _, err = cli(capsys, "verify", "-p", project)
@@ -248,7 +281,9 @@ def test_without_the_artifact_cache_fingerprints_still_verify(capsys, project):
 
 def test_hyperparameter_edited_in_the_lock_is_named(capsys, project):
     def more_trees(lock: dict) -> None:
-        lock["stages"]["train"]["params"]["model"]["params"]["n_estimators"] = 300
+        train = lock["stages"]["train"]
+        train["params"]["model"]["params"]["n_estimators"] = 300
+        train["environment"]["packages"]["scikit-learn"] = "1.4.2"  # recorded elsewhere
 
     edit_lock(project, more_trees)
     code, out, _ = cli(capsys, "verify", "-p", project)
@@ -257,6 +292,12 @@ def test_hyperparameter_edited_in_the_lock_is_named(capsys, project):
     assert "parameter model.params.n_estimators: 300 -> 200" in out
     assert "the lock record was edited" in out
     assert "'train' is the first stage that diverged" in out
+    assert "hint: mlrepro.yaml and mlrepro.lock disagree" in out
+    from sklearn import __version__ as sklearn_version
+
+    assert f"environment differs from the recording: scikit-learn: 1.4.2 -> {sklearn_version}" in (
+        out
+    )
 
 
 def test_hyperparameter_changed_in_the_manifest_is_named(capsys, project):
@@ -392,6 +433,17 @@ def test_stage_rerun_alone_leaves_a_stale_lock(capsys, project):
         r.startswith("stale lock: select was recorded from features.matrix")
         for r in stage_of(report, "select")["reasons"]
     )
+
+
+def test_recorded_stage_no_longer_in_the_manifest_is_skipped(capsys, project):
+    manifest = project / "mlrepro.yaml"
+    text = manifest.read_text()
+    manifest.write_text(text[: text.index("predict:")])
+    code, report = verify_json(capsys, project)
+    assert code == 0
+    predict = stage_of(report, "predict")
+    assert predict["verdict"] == "skipped"
+    assert predict["reasons"] == ["recorded, but no longer in the manifest"]
 
 
 @pytest.mark.parametrize(
