@@ -4,8 +4,9 @@
 
 Copies examples/diabetes to a temp folder (with ``--rows N``: replaces its table by N
 synthetic visits resampled from it, all before as_of), records it with ``mlrepro run``, then
-times ``run --force`` and ``verify`` alternately as real CLI processes and prints the median
-of each and their ratio (target: verify <= 1.1x run --force). ``--trees`` overrides the
+times ``run --force`` and ``verify`` alternately as real CLI processes and prints the best
+and the median of each and their ratios (target: verify <= 1.1x run --force; the best-of
+ratio is the robust one on a busy machine). ``--trees`` overrides the
 forest size. Both commands re-execute every stage; verify also checks the recorded
 artifacts, compares each stage and audits seeds.
 """
@@ -89,17 +90,19 @@ def main(argv: list[str] | None = None) -> None:
             manifest.write_text(text)
         mlrepro(project, "run")  # record (also warms the OS file cache)
         runs, verifies = [], []
-        for _ in range(args.repeat):
-            runs.append(mlrepro(project, "run", "--force"))
-            verifies.append(mlrepro(project, "verify"))
-        run_s, verify_s = statistics.median(runs), statistics.median(verifies)
+        for i in range(args.repeat):  # interleaved, alternating which goes first
+            pair = [("run", "--force"), ("verify",)]
+            for cmd in pair if i % 2 == 0 else pair[::-1]:
+                (runs if cmd[0] == "run" else verifies).append(mlrepro(project, *cmd))
         rows = args.rows or "398 (example)"
         print(f"project: diabetes, rows: {rows}, trees: {args.trees or 200}, repeat: {args.repeat}")
-        print(f"run --force  median {run_s:7.2f} s   ({', '.join(f'{t:.2f}' for t in runs)})")
-        print(
-            f"verify       median {verify_s:7.2f} s   ({', '.join(f'{t:.2f}' for t in verifies)})"
-        )
-        print(f"ratio verify / run --force: {verify_s / run_s:.2f}x (target <= 1.10x)")
+        for label, times in (("run --force", runs), ("verify", verifies)):
+            each = ", ".join(f"{t:.2f}" for t in times)
+            best, median = min(times), statistics.median(times)
+            print(f"{label:<12} best {best:6.2f} s  median {median:6.2f} s  ({each})")
+        best = min(verifies) / min(runs)
+        median = statistics.median(verifies) / statistics.median(runs)
+        print(f"verify / run --force: best {best:.2f}x, median {median:.2f}x (target <= 1.1x)")
 
 
 if __name__ == "__main__":
