@@ -96,15 +96,20 @@ class Artifacts:
         self.project = project
         self.scratch = scratch  # the Runner executing into the scratch folder
         self.offline = offline
+        self._states: dict[tuple[str, str], str] = {}
 
     def state(self, record: dict[str, Any]) -> str:
         """ok | missing | tampered | table (predictions written to a database table)."""
         if "path" not in record:
             return "table"
-        path = self.project.root / record["path"]
-        if not path.is_file():
-            return "missing"
-        return "ok" if self.project.is_intact(record) else TAMPERED
+        key = (record["path"], record.get("file_hash", ""))
+        if key not in self._states:  # hash each recorded file once per verification
+            path = self.project.root / record["path"]
+            if not path.is_file():
+                self._states[key] = "missing"
+            else:
+                self._states[key] = "ok" if self.project.is_intact(record) else TAMPERED
+        return self._states[key]
 
     def recorded(self, kind: str, record: dict[str, Any]) -> Any:
         if kind == "frame":
@@ -188,14 +193,7 @@ def judge(
         diff.flag(DIFFERENT, f"parameter {reason}")
     if rec.get("code_version") != new["code_version"]:
         report.notes.append(f"code version {rec.get('code_version')} -> {new['code_version']}")
-    pinned = bool(art.m.predict and art.m.predict.input)  # a file is hashed; a query is not
-    input_changed = (
-        stage == "predict"
-        and pinned
-        and rec.get("inputs", {}).get("input") != new.get("inputs", {}).get("input")
-    )
     data = Diff()
-    tampered = []
     for name, r_out in sorted(rec.get("outputs", {}).items(), key=_main_first):
         n_out = new["outputs"].get(name)
         out_diff, state = _judge_output(stage, name, r_out, n_out, new, art, tol, data)
@@ -205,8 +203,6 @@ def judge(
             "verdict": out_diff.verdict,
             "artifact": state,
         }
-        if state == TAMPERED:
-            tampered.append((name, r_out))
         data.merge(out_diff)
     keys = DETAIL_KEYS[stage]
     details = compare_values(
@@ -218,27 +214,44 @@ def judge(
     diff.merge(data)
     report.verdict = diff.verdict
     report.reasons, report.stats, report.keys = diff.reasons, diff.stats, diff.keys
-    if stage == "extract" and data.verdict == DIFFERENT and params.verdict == IDENTICAL:
+    _overrule(report, rec, new, art, data_differs=data.verdict == DIFFERENT, params=params)
+    return report
+
+
+def _overrule(
+    report: StageReport,
+    rec: dict[str, Any],
+    new: dict[str, Any],
+    art: Artifacts,
+    *,
+    data_differs: bool,
+    params: Diff,
+) -> None:
+    """Verdicts that say where a difference comes from: the data, or a modified artifact."""
+    stage = report.stage
+    if stage == "extract" and data_differs and params.verdict == IDENTICAL:
         report.verdict = SOURCE_CHANGED
         as_of = rec.get("details", {}).get("as_of", art.m.source.as_of)
         report.reasons.insert(
             0, f"the source returns different rows for the same query as of {as_of}"
         )
-    if stage == "predict" and not pinned and data.verdict == DIFFERENT:
+    pinned = bool(art.m.predict and art.m.predict.input)  # a file is hashed; a query is not
+    if stage == "predict" and not pinned and data_differs:
         report.verdict = SOURCE_CHANGED
         report.reasons.insert(
             0, "predict.query is re-run now and is not pinned by as_of: its rows have changed"
         )
-    if input_changed:
+    recorded_input = rec.get("inputs", {}).get("input")
+    if stage == "predict" and pinned and recorded_input != new["inputs"].get("input"):
         report.verdict = SOURCE_CHANGED
         same = all(o["recorded"] == o["reproduced"] for o in report.outputs.values())
         also = " (the predictions made from it are identical)" if same else ""
         report.reasons.insert(0, f"the prediction input {_predict_input(art.m)} changed{also}")
-    if tampered:
-        report.verdict = TAMPERED
-        for name, r_out in tampered:
-            report.reasons.insert(0, _tampered_text(stage, name, r_out, report.outputs[name]))
-    return report
+    for name, entry in report.outputs.items():
+        if entry["artifact"] == TAMPERED:
+            report.verdict = TAMPERED
+            path = rec["outputs"][name]["path"]
+            report.reasons.insert(0, _tampered_text(stage, name, path, entry))
 
 
 def _main_first(item: tuple[str, Any]) -> tuple[bool, str]:
@@ -250,9 +263,9 @@ def _predict_input(m: Manifest) -> str:
     return (p.input or "query") if p else "-"
 
 
-def _tampered_text(stage: str, name: str, r_out: dict[str, Any], entry: dict[str, Any]) -> str:
+def _tampered_text(stage: str, name: str, path: str, entry: dict[str, Any]) -> str:
     text = (
-        f"recorded artifact {r_out['path']} ({stage}.{name}) was modified or corrupted: "
+        f"recorded artifact {path} ({stage}.{name}) was modified or corrupted: "
         "its bytes no longer match the lock's file_hash"
     )
     if entry["recorded"] == entry["reproduced"]:
