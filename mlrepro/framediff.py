@@ -166,6 +166,8 @@ def _compare_rows(a: Any, b: Any, columns: list[str], tol: Tolerance, diff: Diff
                 other.append(c)
     if stats.differing:
         diff.numeric(stats, f"numeric values in column(s) {names(beyond or within)}")
+    else:
+        diff.stats.add(stats)  # compared, all bit-identical
     if other:
         diff.flag(DIFFERENT, f"values differ in column(s) {names(other)}")
     return changed
