@@ -6,6 +6,7 @@ no-op ``mlrepro run`` never imports scikit-learn.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -204,6 +205,47 @@ def predict(
         ui.predict_summary(summary)
     if summary["rejected"] and on_invalid != "fail":
         raise typer.Exit(0)
+
+
+@app.command()
+def verify(
+    project: Project = None,
+    stage: Annotated[
+        str | None,
+        typer.Option("--stage", help="Verify one stage alone, fed the recorded upstream outputs."),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Skip the database: start from the recorded snapshot.")
+    ] = False,
+    rtol: Annotated[
+        float, typer.Option("--rtol", help="Relative tolerance for 'equivalent' numbers.")
+    ] = 1e-9,
+    atol: Annotated[
+        float, typer.Option("--atol", help="Absolute tolerance for 'equivalent' numbers.")
+    ] = 1e-12,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Re-execute the pipeline in a scratch folder and compare every stage with mlrepro.lock.
+
+    Exit 0 when every stage is identical or equivalent, 1 when one is different or the
+    source changed, 4 when a recorded artifact was modified.
+    """
+    from . import manifest as manifest_mod
+    from .compare import Tolerance
+    from .verify import verify as run_verify
+    from .verify_render import Spinner, render
+
+    m = manifest_mod.load(project)
+    tol = Tolerance(rtol=rtol, atol=atol)
+    with Spinner() if not (quiet or as_json) else contextlib.nullcontext() as spin:
+        report = run_verify(m, tol=tol, offline=offline, stage=stage, on_stage=spin)
+    if as_json:
+        _emit_json(report.to_dict())
+    elif not quiet:
+        render(report)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 def _wants_json(argv: list[str]) -> bool:
