@@ -232,7 +232,7 @@ def score_chunk(
     return ChunkResult(
         rows=len(chunk),
         predictions=_assemble(chunk, ok, columns, contract, keep),
-        rejects=_rejects(chunk, ok, reasons),
+        rejects=rejects_frame(chunk, ok, reasons),
         extra=[c for c in extra if c not in keep],
     )
 
@@ -263,7 +263,7 @@ def _assemble(
     return out
 
 
-def _rejects(chunk: pd.DataFrame, ok: np.ndarray, reasons: dict[int, str]) -> pd.DataFrame:
+def rejects_frame(chunk: pd.DataFrame, ok: np.ndarray, reasons: dict[int, str]) -> pd.DataFrame:
     # Values as text: a rejected value may not fit the column's type (e.g. "abc" in a
     # numeric column), and quarantine files of different chunks must share one schema.
     bad = np.flatnonzero(~ok)
