@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import EXIT_SOURCE, MlreproError, UsageError
 from .prediction import PredictionSink, consume, with_columns
+from .prefetch import prefetch
 from .stages.predict import ChunkResult, Contract, score_chunk
 
 
@@ -130,7 +131,7 @@ def _scored(
     terms = client.scatter(contract, broadcast=True, hash=False)
     pending: deque[Any] = deque()
     try:
-        for chunk in with_columns(chunks):
+        for chunk in prefetch(with_columns(chunks), name="mlrepro-read"):
             data = client.scatter(chunk, hash=False)
             pending.append(
                 client.submit(_score_remote, model, data, terms, keep, isolate, pure=False)

@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import DataError, UsageError
 from .fingerprint import FrameHasher
+from .prefetch import prefetch
 from .stages.predict import ON_INVALID, ChunkResult, Contract, rejected_error, score_chunk
 
 
@@ -142,10 +143,10 @@ def run_prediction(
             rejects_writer.abort()
         raise
     isolate = on_invalid != "fail"
-    results = (
-        score_chunk(pipeline, c, contract, keep=keep, isolate=isolate) for c in with_columns(chunks)
-    )
-    return consume(sink, results)
+    # Three threads: read | validate + predict | write (here), a couple of chunks apart.
+    inputs = prefetch(with_columns(chunks), name="mlrepro-read")
+    scored = (score_chunk(pipeline, c, contract, keep=keep, isolate=isolate) for c in inputs)
+    return consume(sink, prefetch(scored, name="mlrepro-predict"))
 
 
 def with_columns(chunks: Iterable[Any]) -> Iterable[Any]:
