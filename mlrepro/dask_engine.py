@@ -24,6 +24,8 @@ from .prediction import PredictionSink, consume, with_columns
 from .prefetch import prefetch
 from .stages.predict import ChunkResult, Contract, score_chunk
 
+CONNECT_TIMEOUT = "10s"
+
 
 class ClusterError(MlreproError):
     """The Dask scheduler could not be reached, or the cluster failed."""
@@ -68,7 +70,7 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[Any]:
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
             )
-        client = Client(cluster if cluster is not None else scheduler, timeout="10s")
+        client = Client(cluster if cluster is not None else scheduler, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
             cluster.close()
