@@ -24,7 +24,7 @@ class _Failure:
         self.exc = exc
 
 
-def prefetch(items: Iterable[T], depth: int = 2, name: str = "mlrepro-prefetch") -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 1, name: str = "mlrepro-prefetch") -> Iterator[T]:
     """Yield ``items`` in order, producing up to ``depth`` of them ahead in a thread.
 
     An exception in the producer is re-raised here, at the position it happened. Closing
