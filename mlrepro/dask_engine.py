@@ -113,7 +113,10 @@ def run_dask(
     try:
         with connect(scheduler, workers) as client:
             results = _scored(client, pipeline, contract, chunks, keep, on_invalid != "fail")
-            return consume(sink, results)
+            try:
+                return consume(sink, results)
+            finally:
+                results.close()  # cancel what is still running while the client is open
     except BaseException:
         sink.abort()  # e.g. the cluster could not be reached: publish nothing
         raise
