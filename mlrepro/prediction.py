@@ -14,7 +14,13 @@ from .errors import DataError
 from .fingerprint import FrameHasher
 from .predict_cli import check_policy
 from .prefetch import prefetch
-from .stages.predict import ChunkResult, Contract, rejected_error, score_chunk
+from .stages.predict import (
+    ChunkResult,
+    Contract,
+    check_chunk,
+    predict_checked,
+    rejected_error,
+)
 
 
 class PredictionSink:
@@ -135,9 +141,12 @@ def run_prediction(
             rejects_writer.abort()
         raise
     isolate = on_invalid != "fail"
-    # Three threads: read | validate + predict | write (here), a couple of chunks apart.
-    inputs = prefetch(with_columns(chunks), name="mlrepro-read")
-    scored = (score_chunk(pipeline, c, contract, keep=keep, isolate=isolate) for c in inputs)
+    # Three threads, a chunk apart: read + validate | predict | write (here). The model
+    # releases the GIL in its numeric kernels, so the other two overlap with it.
+    checked = prefetch(
+        (check_chunk(c, contract, keep) for c in with_columns(chunks)), name="mlrepro-read"
+    )
+    scored = (predict_checked(pipeline, c, contract, isolate=isolate) for c in checked)
     return consume(sink, prefetch(scored, name="mlrepro-predict"))
 
 

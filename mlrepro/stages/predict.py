@@ -246,20 +246,21 @@ def _isolate(pipeline: Any, X: pd.DataFrame, contract: Contract, budget: list[in
     return bad
 
 
-def score_chunk(
-    pipeline: Any,
-    chunk: pd.DataFrame,
-    contract: Contract,
-    *,
-    keep: list[str] | tuple[str, ...] = (),
-    isolate: bool = True,
-) -> ChunkResult:
-    """Validate one chunk and predict its valid rows; invalid rows are returned, not raised.
+@dataclass
+class CheckedChunk:
+    """A chunk after validation: the coerced valid rows and {row position: reason}."""
 
-    With ``isolate``, rows the model rejects (e.g. a category seen only in the test rows)
-    are found by bisection and rejected with the model's message; without it the model's
-    error is raised as ``PredictionRejected``.
-    """
+    chunk: pd.DataFrame
+    valid: pd.DataFrame
+    reasons: dict[int, str]
+    extra: list[str]
+    keep: tuple[str, ...]
+
+
+def check_chunk(
+    chunk: pd.DataFrame, contract: Contract, keep: list[str] | tuple[str, ...] = ()
+) -> CheckedChunk:
+    """Validate one chunk (no prediction); missing columns raise, invalid rows are listed."""
     chunk = chunk.reset_index(drop=True)
     extra = check_columns([str(c) for c in chunk.columns], contract)
     missing_keep = [k for k in keep if k not in chunk.columns]
@@ -269,6 +270,15 @@ def score_chunk(
             hint="name columns that exist in the input",
         )
     valid, reasons = invalid_rows(chunk[contract.input_columns], contract)
+    extra = [c for c in extra if c not in keep]
+    return CheckedChunk(chunk, valid, reasons, extra, tuple(keep))
+
+
+def predict_checked(
+    pipeline: Any, checked: CheckedChunk, contract: Contract, *, isolate: bool = True
+) -> ChunkResult:
+    """Predict the valid rows of a checked chunk; see ``score_chunk``."""
+    chunk, valid, reasons = checked.chunk, checked.valid, dict(checked.reasons)
     ok = np.ones(len(chunk), dtype=bool)
     ok[list(reasons)] = False
     columns: dict[str, Any] = {}
@@ -290,10 +300,27 @@ def score_chunk(
             columns = _predict_frame(pipeline, valid, contract) if len(valid) else {}
     return ChunkResult(
         rows=len(chunk),
-        predictions=_assemble(chunk, ok, columns, contract, keep),
+        predictions=_assemble(chunk, ok, columns, contract, checked.keep),
         rejects=rejects_frame(chunk, ok, reasons),
-        extra=[c for c in extra if c not in keep],
+        extra=checked.extra,
     )
+
+
+def score_chunk(
+    pipeline: Any,
+    chunk: pd.DataFrame,
+    contract: Contract,
+    *,
+    keep: list[str] | tuple[str, ...] = (),
+    isolate: bool = True,
+) -> ChunkResult:
+    """Validate one chunk and predict its valid rows; invalid rows are returned, not raised.
+
+    With ``isolate``, rows the model rejects (e.g. a category seen only in the test rows)
+    are found by bisection and rejected with the model's message; without it the model's
+    error is raised as ``PredictionRejected``.
+    """
+    return predict_checked(pipeline, check_chunk(chunk, contract, keep), contract, isolate=isolate)
 
 
 def _model_rejected(exc: Exception) -> PredictionRejected:
