@@ -106,7 +106,7 @@ def bundle_predict(path: Path, ui: Any, io: dict[str, Any], expect: str | None) 
     import warnings
 
     from .api import load_bundle
-    from .predict_cli import CHECKED, check_io, predict_io
+    from .predict_cli import CHECKED, check_io, known_rows, predict_io
 
     check_io(**{k: v for k, v in io.items() if k in CHECKED}, default_url=None)
     with warnings.catch_warnings(record=True) as caught:
@@ -119,7 +119,7 @@ def bundle_predict(path: Path, ui: Any, io: dict[str, Any], expect: str | None) 
         model.contract,
         root=Path.cwd(),
         default_url=None,
-        on_progress=ui.progress("predict"),
+        on_progress=ui.progress("predict", known_rows(io.get("input"))),
         warn=lambda msg: ui.report("warn", "predict", msg),
         **io,
     )

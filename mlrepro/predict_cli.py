@@ -168,6 +168,18 @@ def predict_io(
     return summary
 
 
+def known_rows(input: Path | None) -> int | None:
+    """Row count of a parquet input (from its footer) for the progress bar; else None."""
+    if input is None or Path(input).suffix.lower() not in (".parquet", ".pq"):
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(input).metadata.num_rows)
+    except Exception:  # unreadable: read_chunks reports it properly
+        return None
+
+
 def adhoc_predict(m: Manifest, ui: Any, **io: Any) -> dict[str, Any]:
     """Predict with the project's trained pipeline (``mlrepro predict --input ...``)."""
     from .runner import Runner
@@ -181,7 +193,7 @@ def adhoc_predict(m: Manifest, ui: Any, **io: Any) -> dict[str, Any]:
         contract,
         root=m.root,
         default_url=m.source.url,
-        on_progress=ui.progress("predict"),
+        on_progress=ui.progress("predict", known_rows(io.get("input"))),
         warn=lambda msg: ui.report("warn", "predict", msg),
         **io,
     )
