@@ -12,9 +12,9 @@ from typing import Any
 
 from .errors import UsageError
 from .manifest import Manifest
+from .prediction import check_policy
 
 ENGINES = ("local", "dask")
-ON_INVALID = ("fail", "skip", "quarantine")
 CHECKED = (
     "input",
     "query",
@@ -28,16 +28,6 @@ CHECKED = (
     "workers",
     "url",
 )
-
-
-def check_policy(on_invalid: str, has_rejects: bool) -> None:
-    """Refuse an unknown ``--on-invalid`` policy, or quarantine without a rejects file."""
-    if on_invalid not in ON_INVALID:
-        raise UsageError(
-            f"--on-invalid {on_invalid!r} is not valid", hint=f"use one of {', '.join(ON_INVALID)}"
-        )
-    if on_invalid == "quarantine" and not has_rejects:
-        raise UsageError("--on-invalid quarantine needs a rejects file", hint="pass --rejects PATH")
 
 
 def check_io(

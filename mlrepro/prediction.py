@@ -1,26 +1,34 @@
 """Run a fitted pipeline over chunks of input and write outputs incrementally.
 
-Scoring a chunk (``stages.predict.score_chunk``) is separate from applying the
-``--on-invalid`` policy and writing (``PredictionSink``), so the local engine and the Dask
-engine (``dask_engine``) share the writing side and produce identical outputs.
+Scoring a chunk (``stages.predict``) is separate from applying the ``--on-invalid`` policy
+and writing (``PredictionSink``), so the local engine and the Dask engine (``dask_engine``)
+share the writing side and produce identical outputs. pandas is imported only when
+predicting, so the CLI can check options with ``check_policy`` cheaply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import DataError
+from .errors import DataError, UsageError
 from .fingerprint import FrameHasher
-from .predict_cli import check_policy
 from .prefetch import prefetch
-from .stages.predict import (
-    ChunkResult,
-    Contract,
-    check_chunk,
-    predict_checked,
-    rejected_error,
-)
+
+if TYPE_CHECKING:
+    from .stages.predict import ChunkResult, Contract
+
+ON_INVALID = ("fail", "skip", "quarantine")
+
+
+def check_policy(on_invalid: str, has_rejects: bool) -> None:
+    """Refuse an unknown ``--on-invalid`` policy, or quarantine without a rejects file."""
+    if on_invalid not in ON_INVALID:
+        raise UsageError(
+            f"--on-invalid {on_invalid!r} is not valid", hint=f"use one of {', '.join(ON_INVALID)}"
+        )
+    if on_invalid == "quarantine" and not has_rejects:
+        raise UsageError("--on-invalid quarantine needs a rejects file", hint="pass --rejects PATH")
 
 
 class PredictionSink:
@@ -57,6 +65,8 @@ class PredictionSink:
             self._warned = True
         bad = result.rejects
         if len(bad) and self.on_invalid == "fail":
+            from .stages.predict import rejected_error
+
             reasons = dict(zip(bad["row"].tolist(), bad["reason"].tolist(), strict=True))
             raise rejected_error(reasons, self.rows)
         out = result.predictions
@@ -126,6 +136,8 @@ def run_prediction(
     warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Predict every chunk in this process; return counts and the output fingerprint."""
+    from .stages.predict import check_chunk, predict_checked
+
     try:
         sink = PredictionSink(
             writer,

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, PredictionRejected, UsageError
+from ..prediction import ON_INVALID  # noqa: F401  (re-exported: the policies)
 from ..transformers import missing_columns_error
 
-ON_INVALID = ("fail", "skip", "quarantine")
 MAX_REASONS = 5
 FINITE = "finite (no inf values)"
 
