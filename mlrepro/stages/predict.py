@@ -54,8 +54,15 @@ def _finite(series: pd.Series) -> pd.Series:
 _BOOL_LIKE = frozenset({True, False, "True", "False", "true", "false"})
 
 
+def _is_bool_like(value: Any) -> bool:
+    try:
+        return value in _BOOL_LIKE or value is None or value != value
+    except TypeError:  # unhashable, e.g. a list
+        return False
+
+
 def _bool_like(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: v in _BOOL_LIKE or v is None or v != v).astype(bool)
+    return series.map(_is_bool_like).astype(bool)
 
 
 def validation_schema(schema_yaml: str, columns: list[str]) -> Any:
@@ -159,27 +166,32 @@ def invalid_rows(chunk: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame,
         return contract.schema().validate(chunk, lazy=True), {}
     except pe.SchemaErrors as exc:
         cases = exc.failure_cases
-    reasons: dict[int, str] = {}
-    positions = {label: i for i, label in enumerate(chunk.index)}
-    for _, case in cases.iterrows():
-        idx = case.get("index")
-        rule = _rule(case.get("check"))
-        col = case.get("column")
-        if idx is None or (isinstance(idx, float) and np.isnan(idx)):
-            raise DataError(f"column '{col}': {rule}", hint="fix the input column's type")
-        pos = int(positions.get(idx, idx))
-        why = f"column '{col}': {rule}"
-        have = reasons.get(pos)
-        if have is None:
-            reasons[pos] = why
-        elif why not in have and have.count(";") < MAX_REASONS - 1:
-            reasons[pos] = f"{have}; {why}"
+    reasons = _reasons(cases, chunk.index)
     # re-validate the valid rows so the returned frame is coerced
     bad = sorted(reasons)
     good = chunk.drop(index=chunk.index[bad])
     with contextlib.suppress(pe.SchemaErrors):
         good = contract.schema().validate(good, lazy=True)
     return good, reasons
+
+
+def _reasons(cases: pd.DataFrame, index: pd.Index) -> dict[int, str]:
+    """{row position: "column 'c': rule; ..."} from pandera failure cases (vectorized)."""
+    if cases["index"].isna().any():  # a failure of a whole column, not of rows
+        case = cases[cases["index"].isna()].iloc[0]
+        raise DataError(
+            f"column '{case['column']}': {_rule(case['check'])}",
+            hint="fix the input column's type",
+        )
+    rules = {check: _rule(check) for check in cases["check"].unique()}
+    why = "column '" + cases["column"].astype(str) + "': " + cases["check"].map(rules)
+    positions = index.get_indexer(cases["index"])
+    pairs = pd.DataFrame({"pos": positions, "why": why.to_numpy()}).drop_duplicates()
+    several = pairs["pos"].duplicated(keep=False).to_numpy()
+    reasons = dict(zip(pairs["pos"][~several].tolist(), pairs["why"][~several], strict=True))
+    for pos, whys in pairs[several].groupby("pos", sort=False)["why"]:
+        reasons[int(pos)] = "; ".join(whys.iloc[:MAX_REASONS])
+    return reasons
 
 
 def describe(reasons: dict[int, str], offset: int = 0) -> str:
