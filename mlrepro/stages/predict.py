@@ -185,12 +185,12 @@ def _reasons(cases: pd.DataFrame, index: pd.Index) -> dict[int, str]:
         )
     rules = {check: _rule(check) for check in cases["check"].unique()}
     why = "column '" + cases["column"].astype(str) + "': " + cases["check"].map(rules)
-    positions = index.get_indexer(cases["index"])
+    positions = index.get_indexer(pd.Index(cases["index"]))
     pairs = pd.DataFrame({"pos": positions, "why": why.to_numpy()}).drop_duplicates()
     several = pairs["pos"].duplicated(keep=False).to_numpy()
     reasons = dict(zip(pairs["pos"][~several].tolist(), pairs["why"][~several], strict=True))
     for pos, whys in pairs[several].groupby("pos", sort=False)["why"]:
-        reasons[int(pos)] = "; ".join(whys.iloc[:MAX_REASONS])
+        reasons[int(pos)] = "; ".join(whys.iloc[:MAX_REASONS])  # type: ignore[arg-type]
     return reasons
 
 
