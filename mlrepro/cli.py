@@ -15,7 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, MlreproError
+from .cli_delivery import register as register_delivery
+from .errors import EXIT_INTERRUPTED, MlreproError, UsageError
 
 app = typer.Typer(
     name="mlrepro",
@@ -170,6 +171,24 @@ def predict(
         str, typer.Option("--encoding", help="Text encoding of a CSV input.")
     ] = "utf-8",
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows per chunk.")] = 100_000,
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", "-b", help="Predict with a .mlrepro bundle (no project needed)."),
+    ] = None,
+    expect: Annotated[
+        str | None,
+        typer.Option("--expect", help="With --bundle: refuse it unless it has this fingerprint."),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local | dask (partitions on a Dask cluster).")
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address (default: a local cluster)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Processes of the local Dask cluster.")
+    ] = None,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -178,27 +197,38 @@ def predict(
     from .console import Console
     from .predict_cli import adhoc_predict
 
-    m = manifest_mod.load(project)
     ui = Console(quiet=quiet or as_json)
-    if input is None and query is None:
-        if output or table:
-            raise typer.BadParameter("--output/--table need --input or --query")
-        _run_stages(project, ["predict"], True, as_json, quiet, 0.0)
-        return
-    summary = adhoc_predict(
-        m,
-        ui,
-        input=input,
-        query=query,
-        url=url,
-        output=output,
-        table=table,
-        on_invalid=on_invalid,
-        rejects=rejects,
-        keep=tuple(keep or ()),
-        encoding=encoding,
-        chunk_rows=chunk_rows,
-    )
+    io = {
+        "input": input,
+        "query": query,
+        "url": url,
+        "output": output,
+        "table": table,
+        "on_invalid": on_invalid,
+        "rejects": rejects,
+        "keep": tuple(keep or ()),
+        "encoding": encoding,
+        "chunk_rows": chunk_rows,
+        "engine": engine,
+        "scheduler": scheduler,
+        "workers": workers,
+    }
+    if bundle is not None:
+        from .cli_delivery import bundle_predict
+
+        if project is not None:
+            raise UsageError("use just one of --bundle or -p/--project", hint="pick one model")
+        summary = bundle_predict(bundle, ui, io, expect)
+    else:
+        if expect is not None:
+            raise UsageError("--expect needs --bundle", hint="add --bundle FILE, or drop --expect")
+        m = manifest_mod.load(project)
+        if input is None and query is None:
+            if output or table:
+                raise typer.BadParameter("--output/--table need --input or --query")
+            _run_stages(project, ["predict"], True, as_json, quiet, 0.0)
+            return
+        summary = adhoc_predict(m, ui, **io)
     if as_json:
         _emit_json(summary)
     else:
@@ -246,6 +276,9 @@ def verify(
         render(report)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
+
+
+register_delivery(app)
 
 
 def _wants_json(argv: list[str]) -> bool:

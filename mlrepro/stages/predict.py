@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, PredictionRejected
+from ..errors import DataError, PredictionRejected, UsageError
+from ..prediction import ON_INVALID  # noqa: F401  (re-exported: the policies)
 from ..transformers import missing_columns_error
 
-ON_INVALID = ("fail", "skip", "quarantine")
 MAX_REASONS = 5
+FINITE = "finite (no inf values)"
 
 
 @dataclass
@@ -30,16 +31,38 @@ class Contract:
     task: str = "regression"
     classes: list[Any] | None = None
     _schema: Any = None
+    _plan: Any = None
 
     def schema(self) -> Any:
         if self._schema is None:
             self._schema = validation_schema(self.schema_yaml, self.input_columns)
         return self._schema
 
+    def plan(self) -> list[tuple[str, str, bool, Any]]:
+        """Per column (name, kind, nullable, allowed values) for the vectorized fast path."""
+        if self._plan is None:
+            self._plan = fast_plan(self.schema())
+        return self._plan
+
 
 def _finite(series: pd.Series) -> pd.Series:
-    values = series.to_numpy(dtype="float64", na_value=np.nan)
+    # Runs on raw values too (a coercion failure elsewhere in the column): never raise.
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return pd.Series(~np.isinf(values), index=series.index)
+
+
+_BOOL_LIKE = frozenset({True, False, "True", "False", "true", "false"})
+
+
+def _is_bool_like(value: Any) -> bool:
+    try:
+        return value in _BOOL_LIKE or value is None or value != value
+    except TypeError:  # unhashable, e.g. a list
+        return False
+
+
+def _bool_like(series: pd.Series) -> pd.Series:
+    return series.map(_is_bool_like).astype(bool)
 
 
 def validation_schema(schema_yaml: str, columns: list[str]) -> Any:
@@ -58,25 +81,77 @@ def validation_schema(schema_yaml: str, columns: list[str]) -> Any:
                 "float64",
                 nullable=col.nullable,
                 coerce=True,
-                checks=[pa.Check(_finite, error="finite (no inf values)")],
+                checks=[pa.Check(_finite, error=FINITE)],
             )
-        elif "bool" in dtype:
-            cols[name] = pa.Column(dtype, nullable=col.nullable, coerce=True)
+        elif "bool" in dtype:  # coercing to bool would turn any value into True/False
+            checks = [pa.Check(_bool_like, error="boolean")]
+            cols[name] = pa.Column(None, nullable=col.nullable, checks=checks)
         else:
             cols[name] = pa.Column(None, nullable=col.nullable, checks=col.checks)
     return pa.DataFrameSchema(cols, strict=False)
 
 
+def fast_plan(schema: Any) -> list[tuple[str, str, bool, Any]]:
+    """How ``fast_validate`` checks each column; kind "other" means: ask pandera."""
+    plan = []
+    for name, col in schema.columns.items():
+        checks = list(col.checks)
+        names = [c.error if c.error == FINITE else c.name for c in checks]
+        allowed = None
+        if col.dtype is not None and str(col.dtype) == "float64" and col.coerce:
+            kind = "number" if names == [FINITE] else "other"
+        elif col.dtype is None and not checks:
+            kind = "any"
+        elif col.dtype is None and names == ["isin"]:
+            kind, allowed = "isin", list(checks[0].statistics["allowed_values"])
+        else:
+            kind = "other"
+        plan.append((name, kind, bool(col.nullable), allowed))
+    return plan
+
+
+def fast_validate(chunk: pd.DataFrame, contract: Contract) -> pd.DataFrame | None:
+    """The coerced chunk if every row is certainly valid, else None (then pandera decides).
+
+    Conservative: it accepts only what the pandera schema accepts, and coerces the same way
+    (numbers to float64), so the happy path skips pandera's per-call overhead.
+    """
+    coerced = {}
+    for name, kind, nullable, allowed in contract.plan():
+        series = chunk[name]
+        if kind == "number":
+            if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+                return None
+            values = series.to_numpy(dtype="float64", na_value=np.nan)
+            if np.isinf(values).any() or (not nullable and np.isnan(values).any()):
+                return None
+            coerced[name] = pd.Series(values, index=series.index, name=name)
+        elif kind == "any":
+            if not nullable and series.isna().any():
+                return None
+        elif kind == "isin":
+            ok = series.isin(allowed)
+            ok = ok | series.isna() if nullable else ok
+            if not ok.all():
+                return None
+        else:
+            return None
+    return chunk.assign(**coerced) if coerced else chunk
+
+
 def _rule(check: Any) -> str:
     text = str(check)
     if text == "not_nullable":
-        return "missing value where the training data had none"
+        return "missing value (the training data had none)"
     if text.startswith("isin"):
-        return "unseen category (not seen in training)"
-    if text.startswith("coerce_dtype") or text.startswith("dtype"):
-        return f"wrong type, expected {text.split('(', 1)[-1].rstrip(')')}"
+        return "unseen category (not in the training data)"
+    if text.startswith(("coerce_dtype", "dtype")):
+        expected = text.split("(", 1)[-1].rstrip(")").strip("'")
+        return "not a number" if "float" in expected else f"wrong type (expected {expected})"
     if "finite" in text:
         return "infinite value"
+    if text == "boolean":
+        return "not a boolean"
     return text[:60]
 
 
@@ -84,26 +159,39 @@ def invalid_rows(chunk: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame,
     """Coerced chunk and {row position: reason}; reasons name column and rule, never values."""
     import pandera.errors as pe
 
+    fast = fast_validate(chunk, contract)
+    if fast is not None:
+        return fast, {}
     try:
         return contract.schema().validate(chunk, lazy=True), {}
     except pe.SchemaErrors as exc:
         cases = exc.failure_cases
-    reasons: dict[int, str] = {}
-    positions = {label: i for i, label in enumerate(chunk.index)}
-    for _, case in cases.iterrows():
-        idx = case.get("index")
-        rule = _rule(case.get("check"))
-        col = case.get("column")
-        if idx is None or (isinstance(idx, float) and np.isnan(idx)):
-            raise DataError(f"column '{col}': {rule}", hint="fix the input column's type")
-        pos = positions.get(idx, idx)
-        reasons.setdefault(int(pos), f"column '{col}': {rule}")
+    reasons = _reasons(cases, chunk.index)
     # re-validate the valid rows so the returned frame is coerced
     bad = sorted(reasons)
     good = chunk.drop(index=chunk.index[bad])
     with contextlib.suppress(pe.SchemaErrors):
         good = contract.schema().validate(good, lazy=True)
     return good, reasons
+
+
+def _reasons(cases: pd.DataFrame, index: pd.Index) -> dict[int, str]:
+    """{row position: "column 'c': rule; ..."} from pandera failure cases (vectorized)."""
+    if cases["index"].isna().any():  # a failure of a whole column, not of rows
+        case = cases[cases["index"].isna()].iloc[0]
+        raise DataError(
+            f"column '{case['column']}': {_rule(case['check'])}",
+            hint="fix the input column's type",
+        )
+    rules = {check: _rule(check) for check in cases["check"].unique()}
+    why = "column '" + cases["column"].astype(str) + "': " + cases["check"].map(rules)
+    positions = index.get_indexer(pd.Index(cases["index"]))
+    pairs = pd.DataFrame({"pos": positions, "why": why.to_numpy()}).drop_duplicates()
+    several = pairs["pos"].duplicated(keep=False).to_numpy()
+    reasons = dict(zip(pairs["pos"][~several].tolist(), pairs["why"][~several], strict=True))
+    for pos, whys in pairs[several].groupby("pos", sort=False)["why"]:
+        reasons[int(pos)] = "; ".join(whys.iloc[:MAX_REASONS])  # type: ignore[arg-type]
+    return reasons
 
 
 def describe(reasons: dict[int, str], offset: int = 0) -> str:
@@ -122,6 +210,167 @@ def check_columns(columns: list[str], contract: Contract) -> list[str]:
     return [c for c in columns if c not in known]
 
 
+@dataclass
+class ChunkResult:
+    """One scored chunk: predictions of the valid rows, and the rejected rows with reasons.
+
+    ``rejects`` has a ``row`` column (position in the chunk), the chunk's columns as text and
+    a ``reason`` column; ``extra`` names input columns the model does not use.
+    """
+
+    rows: int
+    predictions: pd.DataFrame
+    rejects: pd.DataFrame
+    extra: list[str] = field(default_factory=list)
+
+
+def _model_error(exc: Exception) -> str:
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "unknown categor" in msg.lower():
+        return "unseen category in a one-hot encoded column"
+    return msg[:200]
+
+
+def _predict_frame(pipeline: Any, X: pd.DataFrame, contract: Contract) -> dict[str, Any]:
+    out: dict[str, Any] = {"prediction": pipeline.predict(X)}
+    if contract.task == "classification" and hasattr(pipeline, "predict_proba"):
+        proba = pipeline.predict_proba(X)
+        for j, cls in enumerate(pipeline.classes_):
+            out[f"proba_{cls}"] = proba[:, j]
+    return out
+
+
+def _isolate(pipeline: Any, X: pd.DataFrame, contract: Contract, budget: list[int]) -> dict:
+    """{row position: reason} for rows the model itself rejects, found by bisection."""
+    try:
+        _predict_frame(pipeline, X, contract)
+        return {}
+    except ValueError as exc:
+        if len(X) == 1:
+            return {0: f"the model rejected the row: {_model_error(exc)}"}
+        budget[0] -= 1
+        if budget[0] < 0:  # every row fails: not a row problem
+            raise
+    half = len(X) // 2
+    bad = _isolate(pipeline, X.iloc[:half], contract, budget)
+    for pos, why in _isolate(pipeline, X.iloc[half:], contract, budget).items():
+        bad[pos + half] = why
+    return bad
+
+
+@dataclass
+class CheckedChunk:
+    """A chunk after validation: the coerced valid rows and {row position: reason}."""
+
+    chunk: pd.DataFrame
+    valid: pd.DataFrame
+    reasons: dict[int, str]
+    extra: list[str]
+    keep: tuple[str, ...]
+
+
+def check_chunk(
+    chunk: pd.DataFrame, contract: Contract, keep: list[str] | tuple[str, ...] = ()
+) -> CheckedChunk:
+    """Validate one chunk (no prediction); missing columns raise, invalid rows are listed."""
+    chunk = chunk.reset_index(drop=True)
+    extra = check_columns([str(c) for c in chunk.columns], contract)
+    missing_keep = [k for k in keep if k not in chunk.columns]
+    if missing_keep:
+        raise UsageError(
+            f"--keep column(s) {missing_keep} are not in the input",
+            hint="name columns that exist in the input",
+        )
+    valid, reasons = invalid_rows(chunk[contract.input_columns], contract)
+    extra = [c for c in extra if c not in keep]
+    return CheckedChunk(chunk, valid, reasons, extra, tuple(keep))
+
+
+def predict_checked(
+    pipeline: Any, checked: CheckedChunk, contract: Contract, *, isolate: bool = True
+) -> ChunkResult:
+    """Predict the valid rows of a checked chunk; see ``score_chunk``."""
+    chunk, valid, reasons = checked.chunk, checked.valid, dict(checked.reasons)
+    ok = np.ones(len(chunk), dtype=bool)
+    ok[list(reasons)] = False
+    columns: dict[str, Any] = {}
+    if ok.any():
+        try:
+            columns = _predict_frame(pipeline, valid, contract)
+        except ValueError as exc:
+            if not isolate:
+                raise _model_rejected(exc) from None
+            try:
+                model_bad = _isolate(pipeline, valid, contract, [256])
+            except ValueError:
+                raise _model_rejected(exc) from None
+            positions = np.flatnonzero(ok)
+            for pos, why in model_bad.items():
+                reasons[int(positions[pos])] = why
+            ok[list(reasons)] = False
+            valid = valid.iloc[[i for i in range(len(valid)) if i not in model_bad]]
+            columns = _predict_frame(pipeline, valid, contract) if len(valid) else {}
+    return ChunkResult(
+        rows=len(chunk),
+        predictions=_assemble(chunk, ok, columns, contract, checked.keep),
+        rejects=rejects_frame(chunk, ok, reasons),
+        extra=checked.extra,
+    )
+
+
+def score_chunk(
+    pipeline: Any,
+    chunk: pd.DataFrame,
+    contract: Contract,
+    *,
+    keep: list[str] | tuple[str, ...] = (),
+    isolate: bool = True,
+) -> ChunkResult:
+    """Validate one chunk and predict its valid rows; invalid rows are returned, not raised.
+
+    With ``isolate``, rows the model rejects (e.g. a category seen only in the test rows)
+    are found by bisection and rejected with the model's message; without it the model's
+    error is raised as ``PredictionRejected``.
+    """
+    return predict_checked(pipeline, check_chunk(chunk, contract, keep), contract, isolate=isolate)
+
+
+def _model_rejected(exc: Exception) -> PredictionRejected:
+    return PredictionRejected(
+        f"the model rejected the input: {_model_error(exc)}",
+        hint="check the input against the training schema (mlrepro inspect)",
+    )
+
+
+def _assemble(
+    chunk: pd.DataFrame, ok: np.ndarray, columns: dict[str, Any], contract: Contract, keep: Any
+) -> pd.DataFrame:
+    out = pd.DataFrame(index=pd.RangeIndex(int(ok.sum())))
+    for col in [*contract.id_columns, *keep]:
+        if col in chunk.columns and col not in out.columns:
+            out[col] = chunk.loc[ok, col].to_numpy()
+    if columns:
+        for name, values in columns.items():
+            out[name] = values
+    else:
+        out["prediction"] = pd.Series(dtype="float64")
+        if contract.task == "classification":
+            for cls in contract.classes or ():
+                out[f"proba_{cls}"] = pd.Series(dtype="float64")
+    out["model_fingerprint"] = contract.model_fingerprint
+    return out
+
+
+def rejects_frame(chunk: pd.DataFrame, ok: np.ndarray, reasons: dict[int, str]) -> pd.DataFrame:
+    # Values as text: a rejected value may not fit the column's type (e.g. "abc" in a
+    # numeric column), and quarantine files of different chunks must share one schema.
+    bad = np.flatnonzero(~ok)
+    rejected = chunk.iloc[bad].astype("string").reset_index(drop=True)
+    rejected.insert(0, "row", bad.astype("int64"))
+    rejected["reason"] = pd.array([reasons[int(i)] for i in bad], dtype="string")
+    return rejected
+
+
 def predict_chunk(
     pipeline: Any,
     chunk: pd.DataFrame,
@@ -132,43 +381,17 @@ def predict_chunk(
     offset: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Predict one chunk; returns (predictions, rejected rows with reasons or None)."""
-    chunk = chunk.reset_index(drop=True)
-    X = chunk[contract.input_columns]
-    valid, reasons = invalid_rows(X, contract)
-    if reasons and on_invalid == "fail":
-        raise PredictionRejected(
-            f"{len(reasons)} input row(s) are invalid: {describe(reasons, offset)}",
-            hint="fix the rows, or use --on-invalid skip|quarantine to predict the rest",
-        )
-    ok = np.ones(len(chunk), dtype=bool)
-    ok[list(reasons)] = False
-    rejected = None
-    if reasons and on_invalid == "quarantine":
-        rejected = chunk.loc[~ok].copy()
-        rejected.insert(0, "row", np.flatnonzero(~ok) + offset)
-        rejected["reason"] = [reasons[i] for i in np.flatnonzero(~ok)]
-    out = pd.DataFrame(index=np.flatnonzero(ok))
-    for col in [*contract.id_columns, *keep]:
-        if col in chunk.columns and col not in out.columns:
-            out[col] = chunk.loc[ok, col].to_numpy()
-    if ok.any():
-        try:
-            out["prediction"] = pipeline.predict(valid)
-            if contract.task == "classification" and hasattr(pipeline, "predict_proba"):
-                proba = pipeline.predict_proba(valid)
-                for j, cls in enumerate(pipeline.classes_):
-                    out[f"proba_{cls}"] = proba[:, j]
-        except ValueError as exc:
-            msg = str(exc).splitlines()[0]
-            if "unknown categor" in msg.lower():
-                msg = "unseen category in a one-hot encoded column"
-            raise PredictionRejected(
-                f"the model rejected the input: {msg[:200]}",
-                hint="check the input against the training schema (mlrepro status --json)",
-            ) from None
-    else:
-        out["prediction"] = pd.Series(dtype="float64")
-    out["model_fingerprint"] = contract.model_fingerprint
-    out.index = out.index + offset
-    out.index.name = None
-    return out.reset_index(drop=True), rejected
+    result = score_chunk(pipeline, chunk, contract, keep=keep, isolate=on_invalid != "fail")
+    rejects = result.rejects
+    if len(rejects) and on_invalid == "fail":
+        reasons = dict(zip(rejects["row"].tolist(), rejects["reason"].tolist(), strict=True))
+        raise rejected_error(reasons, offset)
+    rejects = rejects.assign(row=rejects["row"] + offset)
+    return result.predictions, rejects if on_invalid == "quarantine" else None
+
+
+def rejected_error(reasons: dict[int, str], offset: int = 0) -> PredictionRejected:
+    return PredictionRejected(
+        f"{len(reasons)} input row(s) are invalid: {describe(reasons, offset)}",
+        hint="fix the rows, or use --on-invalid skip|quarantine to predict the rest",
+    )
