@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import DataError, SourceError
 from ..manifest import Source
+from ..safe_text import first_line
 from ..sources import connection_error, engine_for, redact, resolve_url
 
 MAX_CATEGORIES = 100  # string columns with at most this many values get an isin check
@@ -114,7 +115,12 @@ def iter_batches(
     secret_free = redact(source.url)
     engine = engine_for(resolve_url(source.url, root), secret_free)
     try:
-        with engine.connect() as conn:
+        conn = engine.connect()
+    except sa.exc.DBAPIError as exc:  # server down, wrong password, unknown database...
+        engine.dispose()
+        raise connection_error(exc, secret_free) from None
+    try:
+        with conn:
             if engine.dialect.name == "postgresql":
                 conn.execute(sa.text("SET TIME ZONE 'UTC'"))
             columns, kind = _probe(conn, source, engine.dialect.name)
@@ -131,12 +137,9 @@ def iter_batches(
                 yield batch
             if schema is None:
                 yield _to_batch([], columns, None)
-    except sa.exc.OperationalError as exc:
-        raise connection_error(exc, secret_free) from None
-    except sa.exc.DBAPIError as exc:
-        text = redact(str(getattr(exc, "orig", exc))).strip().splitlines()
+    except sa.exc.SQLAlchemyError as exc:  # connected, but the query failed
         raise SourceError(
-            f"the source query failed: {text[0] if text else type(exc).__name__}",
+            f"the source query failed: {first_line(getattr(exc, 'orig', None) or exc)}",
             hint="check source.query (run it in your SQL client) and the table names",
         ) from None
     finally:

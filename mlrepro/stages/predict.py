@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, PredictionRejected
+from ..safe_text import strip_values
 from ..transformers import missing_columns_error
 
 ON_INVALID = ("fail", "skip", "quarantine")
@@ -159,11 +160,11 @@ def predict_chunk(
                 for j, cls in enumerate(pipeline.classes_):
                     out[f"proba_{cls}"] = proba[:, j]
         except ValueError as exc:
-            msg = str(exc).splitlines()[0]
+            msg = strip_values(exc)
             if "unknown categor" in msg.lower():
                 msg = "unseen category in a one-hot encoded column"
             raise PredictionRejected(
-                f"the model rejected the input: {msg[:200]}",
+                f"the model rejected the input: {msg}",
                 hint="check the input against the training schema (mlrepro status --json)",
             ) from None
     else:
