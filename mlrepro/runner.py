@@ -18,7 +18,7 @@ from .errors import DataError, UsageError
 from .fingerprint import hash_file
 from .manifest import Manifest
 from .sources import redact
-from .store import Store
+from .store import STORE_DIR, Store
 
 Reporter = Callable[..., None]
 
@@ -127,7 +127,20 @@ class Runner:
             self.store.discard_created(lockfile.referenced_paths_on_disk(self.lock_root))
             raise
 
+    def _unpublish(self, stage: str) -> None:
+        """Drop a stage's record before it overwrites an output outside the store.
+
+        Predictions go to a fixed file or table, not to a new content address: the lock
+        must stop naming the old one first, or a crash between the overwrite and the lock
+        write would leave the lock naming a file whose bytes it does not know.
+        """
+        outputs = self.lock["stages"].get(stage, {}).get("outputs", {})
+        if any(not str(o.get("path", "")).startswith(STORE_DIR) for o in outputs.values()):
+            del self.lock["stages"][stage]
+            lockfile.write(self.lock_root, self.lock)
+
     def _execute(self, stage: str, state: plan.StageState) -> StageResult:
+        self._unpublish(stage)
         started, t0 = _now(), time.perf_counter()
         outputs, details = getattr(self, f"_{stage}")()
         duration = time.perf_counter() - t0
