@@ -47,8 +47,8 @@ class Store:
             rel = rel.with_name(f"{digest[2:]}-{file_hash.split(':', 1)[-1][:16]}.{ext}")
         dest = self.root / rel
         if not (dest.exists() and hash_file(dest) == file_hash):
+            self.created.append(dest)  # before the rename: an interrupt may land right after
             atomic.commit(tmp, dest)
-            self.created.append(dest)
         return {"path": rel.as_posix(), "fingerprint": fingerprint, "file_hash": file_hash}
 
     def discard_created(self, keep: set[str] | None) -> None:

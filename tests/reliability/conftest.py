@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .helpers import make_small, run_cli
+from .helpers import check_integrity, cli_env, make_small, output_fingerprints, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 IGNORE = shutil.ignore_patterns(".mlrepro", "mlrepro.lock", "predictions*", "__pycache__")
@@ -23,6 +24,30 @@ def trained_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = run_cli(["run", "-q"], project)
     assert proc.returncode == 0, proc.stderr
     return project
+
+
+@dataclass(frozen=True)
+class Traced:
+    """A fresh small project (``base``, never run) and the I/O events of its first run."""
+
+    base: Path
+    events: list[str]
+    reference: dict[str, str]  # output fingerprints of that uninterrupted run
+
+
+@pytest.fixture(scope="session")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> Traced:
+    """Run the small project once with the crash hook tracing every I/O event."""
+    work = tmp_path_factory.mktemp("traced")
+    base, probe = work / "base", work / "probe"
+    shutil.copytree(EXAMPLES / "diabetes", base, ignore=IGNORE)
+    make_small(base)
+    shutil.copytree(base, probe)
+    log = work / "trace.log"
+    env = cli_env(hook=True, MLREPRO_CRASH="trace", MLREPRO_CRASH_LOG=str(log))
+    proc = run_cli(["run", "-q"], probe, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return Traced(base, log.read_text().split(), output_fingerprints(check_integrity(probe)))
 
 
 @pytest.fixture

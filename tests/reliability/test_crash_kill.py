@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import Traced
 from .helpers import (
     check_integrity,
     cli_env,
@@ -117,22 +118,16 @@ def crash_all(base: Path, work: Path, points: list[tuple[int, str]], edit=None) 
         return [f.result() for f in futures]
 
 
-def test_sigkill_at_every_stage_never_corrupts(small_project: Path, tmp_path: Path) -> None:
-    events = trace_events(small_project, tmp_path / "trace.log")
-    reference = output_fingerprints(check_integrity(small_project))  # the traced run finished
-    base = tmp_path / "fresh"
-    ignore = shutil.ignore_patterns(".mlrepro", "mlrepro.lock", "predictions*")
-    shutil.copytree(small_project, base, ignore=ignore)
-
-    points = kill_points(events)
+def test_sigkill_at_every_stage_never_corrupts(traced: Traced, tmp_path: Path) -> None:
+    points = kill_points(traced.events)
     assert len(points) >= 20
     assert {label.split(":")[0] for _, label in points} == set(STAGES)
 
-    crashes = crash_all(base, tmp_path, points)
+    crashes = crash_all(traced.base, tmp_path, points)
     # the kills really left debris (half-written temp files) for the next run to clean up
     assert any(c.left_temp for c in crashes)
     for c in crashes:
-        recover(c, reference)
+        recover(c, traced.reference)
 
 
 def _move_as_of(project: Path) -> None:
