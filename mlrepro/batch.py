@@ -213,3 +213,20 @@ class TableWriter:
             self.tx.rollback()
             self.conn.close()
         self.engine.dispose()
+
+
+class BeforePublish:
+    """Wrap a writer so that ``hook`` runs right before its output replaces the old one."""
+
+    def __init__(self, writer: Any, hook: Any) -> None:
+        self.writer, self.hook = writer, hook
+
+    def write(self, df: pd.DataFrame) -> None:
+        self.writer.write(df)
+
+    def close(self) -> None:
+        self.hook()
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()

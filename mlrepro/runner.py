@@ -130,9 +130,9 @@ class Runner:
     def _unpublish(self, stage: str) -> None:
         """Drop a stage's record before it overwrites an output outside the store.
 
-        Predictions go to a fixed file or table, not to a new content address: the lock
-        must stop naming the old one first, or a crash between the overwrite and the lock
-        write would leave the lock naming a file whose bytes it does not know.
+        Predictions go to a fixed file or table, not to a new content address: right before
+        they are replaced, the lock must stop naming the old ones, or a crash between the
+        overwrite and the lock write would leave the lock naming bytes it does not know.
         """
         outputs = self.lock["stages"].get(stage, {}).get("outputs", {})
         if any(not str(o.get("path", "")).startswith(STORE_DIR) for o in outputs.values()):
@@ -140,7 +140,6 @@ class Runner:
             lockfile.write(self.lock_root, self.lock)
 
     def _execute(self, stage: str, state: plan.StageState) -> StageResult:
-        self._unpublish(stage)
         started, t0 = _now(), time.perf_counter()
         outputs, details = getattr(self, f"_{stage}")()
         duration = time.perf_counter() - t0
@@ -280,7 +279,7 @@ class Runner:
         return self.store.read_model(self.output("train", "pipeline"))
 
     def _predict(self) -> tuple[dict, dict]:
-        from .batch import FileWriter, TableWriter, read_chunks, read_query_chunks
+        from .batch import BeforePublish, FileWriter, TableWriter, read_chunks, read_query_chunks
         from .prediction import run_prediction
 
         p = self.m.predict
@@ -303,7 +302,7 @@ class Runner:
             self.load_pipeline(),
             contract,
             chunks,
-            writer,
+            BeforePublish(writer, lambda: self._unpublish("predict")),
             on_progress=self._advance("predict"),
             warn=lambda msg: self.report("warn", "predict", msg),
         )

@@ -145,7 +145,11 @@ def test_sigkill_during_rerun_keeps_previous_state(trained_small: Path, tmp_path
     events = trace_events(probe, tmp_path / "trace.log")
     reference = output_fingerprints(check_integrity(probe))
 
-    points = [p for p in kill_points(events) if p[1].endswith(":rename:after")]
-    assert {label.split(":")[0] for _, label in points} == set(STAGES)
+    # per stage: just after its last artifact (predictions: the overwritten file) is placed,
+    # before the lock names it
+    points = []
+    for stage in STAGES:
+        placed = [i for i, e in enumerate(events) if e == f"{stage}:rename:after"]
+        points.append((placed[-2] + 1, f"{events[placed[-2]]}#{len(placed) - 1}"))
     for c in crash_all(trained_small, tmp_path, points, _move_as_of):
         recover(c, reference)
