@@ -56,7 +56,16 @@ def _plant(path: Path, marker: Path) -> None:
 def test_flipped_byte_in_model_is_refused(trained_copy: Path, capsys) -> None:
     _flip_byte(_artifact(trained_copy, "train", "pipeline"))
     lock = (trained_copy / "mlrepro.lock").read_bytes()
-    args = ["predict", "-p", str(trained_copy), "-i", "data/new_visits.csv", "-o", "out.csv"]
+    data = trained_copy / "data" / "new_visits.csv"
+    args = [
+        "predict",
+        "-p",
+        str(trained_copy),
+        "-i",
+        str(data),
+        "-o",
+        str(trained_copy / "out.csv"),
+    ]
     code = invoke(args)
     err = capsys.readouterr().err
     assert code == EXIT_ARTIFACT
@@ -116,7 +125,8 @@ def test_malicious_transformer_is_refused_before_training(trained_copy: Path, tm
 
 def test_missing_model_is_reported(trained_copy: Path, capsys) -> None:
     _artifact(trained_copy, "train", "pipeline").unlink()
-    args = ["predict", "-p", str(trained_copy), "-i", "data/new_visits.csv", "-o", "o.csv"]
+    data = trained_copy / "data" / "new_visits.csv"
+    args = ["predict", "-p", str(trained_copy), "-i", str(data), "-o", str(trained_copy / "o.csv")]
     assert invoke(args) == EXIT_ARTIFACT
     err = capsys.readouterr().err
     assert "is missing" in err and "hint: run 'mlrepro run'" in err
