@@ -23,16 +23,19 @@ def run_prediction(
     warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Predict every chunk; return counts and the fingerprint of what was written."""
-    if on_invalid not in ON_INVALID:
-        raise UsageError(
-            f"--on-invalid {on_invalid!r} is not valid", hint=f"use one of {', '.join(ON_INVALID)}"
-        )
-    if on_invalid == "quarantine" and rejects_writer is None:
-        raise UsageError("--on-invalid quarantine needs a rejects file", hint="pass --rejects PATH")
     hasher = FrameHasher()
     rows = predicted = rejected = 0
     warned = False
-    try:
+    try:  # from here on, any failure aborts the writers: no partial output, no temp file
+        if on_invalid not in ON_INVALID:
+            raise UsageError(
+                f"--on-invalid {on_invalid!r} is not valid",
+                hint=f"use one of {', '.join(ON_INVALID)}",
+            )
+        if on_invalid == "quarantine" and rejects_writer is None:
+            raise UsageError(
+                "--on-invalid quarantine needs a rejects file", hint="pass --rejects PATH"
+            )
         for chunk in chunks:
             if rows == 0 and not len(chunk.columns):
                 raise DataError("prediction input has no columns", hint="provide a header row")

@@ -39,7 +39,8 @@ class Contract:
 
 
 def _finite(series: pd.Series) -> pd.Series:
-    values = series.to_numpy(dtype="float64", na_value=np.nan)
+    # text that is not a number is the dtype check's business ("wrong type"), not ours
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return pd.Series(~np.isinf(values), index=series.index)
 
 
