@@ -58,10 +58,24 @@ def _make_dirs(folder: Path) -> None:
     _fsync_dir(folder.parent)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it (at import: no threads yet)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes 0600 files; a renamed lock or predictions file should get the permissions
+# any other new file would (0644 under the usual umask).
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def _new_temp(folder: Path, suffix: str = "") -> Path:
     _make_dirs(folder)
     fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=suffix, dir=folder)
-    os.close(fd)
+    try:
+        os.fchmod(fd, _FILE_MODE)
+    finally:
+        os.close(fd)
     return Path(name)
 
 

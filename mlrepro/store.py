@@ -179,5 +179,8 @@ class Store:
             if p.is_file() and p.relative_to(self.root).as_posix() not in keep:
                 p.unlink()
                 removed += 1
+        for folder in self.objects.iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         shutil.rmtree(self.root / STORE_DIR / "staging", ignore_errors=True)
         return removed
