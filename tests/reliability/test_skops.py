@@ -178,3 +178,21 @@ def test_unreviewed_type_is_refused_at_save(tmp_path: Path) -> None:
     assert rec["trusted_types"] == ["sklearn.utils.validation.check_array"]
     with pytest.raises(ArtifactError, match="outside mlrepro's reviewed list"):
         Store(tmp_path, model_format="skops").read_model(rec)
+
+
+def test_mlrepro_transformers_round_trip_through_skops(tmp_path: Path) -> None:
+    """FeatureSteps and KeepColumns (in every pipeline) are on the reviewed list and load."""
+    import pandas as pd
+    from sklearn.preprocessing import StandardScaler
+
+    from mlrepro.fingerprint import fingerprint_model
+    from mlrepro.transformers import FeatureSteps, KeepColumns
+
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [0.5, 0.1, 0.2]})
+    store = Store(tmp_path, model_format="skops")
+    for model in (FeatureSteps([("s", StandardScaler(), ["a"])]).fit(X), KeepColumns(["b"]).fit(X)):
+        rec = store.write_model(model)
+        assert f"mlrepro.transformers.{type(model).__name__}" in rec["trusted_types"]
+        loaded = store.read_model(rec)
+        assert fingerprint_model(loaded) == rec["fingerprint"]
+        pd.testing.assert_frame_equal(loaded.transform(X), model.transform(X))
