@@ -73,7 +73,8 @@ def _new_temp(folder: Path, suffix: str = "") -> Path:
     _make_dirs(folder)
     fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=suffix, dir=folder)
     try:
-        os.fchmod(fd, _FILE_MODE)
+        if hasattr(os, "fchmod"):  # POSIX
+            os.fchmod(fd, _FILE_MODE)
     finally:
         os.close(fd)
     return Path(name)

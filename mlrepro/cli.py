@@ -236,12 +236,12 @@ def _dispatch(args: list[str]) -> int:
 
     try:
         rv = app(args=args, prog_name="mlrepro", standalone_mode=False)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     except click.exceptions.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:  # distinct classes in newer typer
         return exc.exit_code
     except Exception as exc:  # MlreproError, or an unexpected one made into it
         from .console import print_error

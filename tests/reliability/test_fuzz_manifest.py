@@ -86,7 +86,10 @@ def test_mutated_valid_manifest(path: tuple, value: Any, delete: bool) -> None:
     for key in path[:-1]:
         node = node[key]
     if delete:
-        node.pop(path[-1], None)
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+        else:
+            del node[path[-1]]
     else:
         node[path[-1]] = value
     try:
