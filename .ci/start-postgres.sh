@@ -9,7 +9,7 @@
 #
 # The server: a fresh cluster in DIR/data (owned by the `postgres` OS user when run as root),
 # listening on 127.0.0.1:${MLREPRO_PG_PORT:-54329} and on a unix socket in DIR, with a
-# database `mlrepro_test` owned by the role `mlrepro` (password `mlrepro`, scram-sha-256 over
+# database `mlrepro_test` owned by the role `mlrepro` (password `ci-pg-secret-7f3a`, scram-sha-256 over
 # TCP). Durability is switched off (fsync, full_page_writes): it is for tests only.
 # Only the export lines go to stdout; progress and errors go to stderr.
 set -euo pipefail
@@ -17,7 +17,7 @@ set -euo pipefail
 PORT="${MLREPRO_PG_PORT:-54329}"
 DB=mlrepro_test
 ROLE=mlrepro
-PASSWORD=mlrepro
+PASSWORD=ci-pg-secret-7f3a
 MARKER=.mlrepro-test-postgres # marks a DIR this script created, so --stop may delete it
 
 log() { echo "start-postgres: $*" >&2; }

@@ -38,6 +38,15 @@ def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8") -> Iterato
     fmt = _format(path, "input")
     if not path.is_file():
         raise UsageError(f"input file {path} does not exist", hint="check the --input path")
+    if fmt == "csv":
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise UsageError(
+                f"unknown text encoding '{encoding}'", hint="pass e.g. --encoding latin-1"
+            ) from None
     if path.stat().st_size == 0:
         raise DataError(f"input file {path.name} is empty", hint="provide a file with a header row")
     if fmt == "parquet":
@@ -57,6 +66,7 @@ def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8") -> Iterato
             yield pf.schema_arrow.empty_table().to_pandas()
         return
     try:
+        _check_header(path, encoding)
         reader = pd.read_csv(path, chunksize=chunk_rows, encoding=encoding)
         first = True
         for chunk in reader:
@@ -78,6 +88,27 @@ def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8") -> Iterato
             f"input file {path.name} is not valid CSV: {str(exc).splitlines()[0][:200]}",
             hint="check quoting and the number of fields per line",
         ) from None
+
+
+def _check_header(path: Path, encoding: str) -> None:
+    """Refuse a CSV whose header repeats a name (pandas would silently rename the copy)."""
+    import csv
+
+    with open(path, encoding=encoding, newline="") as fh:
+        try:
+            header = next(csv.reader(fh), [])
+        except csv.Error as exc:
+            raise DataError(
+                f"input file {path.name} is not valid CSV: {exc}",
+                hint="check the header row (quoting, NUL bytes)",
+            ) from None
+    seen: set[str] = set()
+    dupes = sorted({name for name in header if name in seen or seen.add(name)})
+    if dupes:
+        raise DataError(
+            f"input file {path.name}: the header names column(s) {dupes[:5]} more than once",
+            hint="give every column a unique name in the header row",
+        )
 
 
 def read_query_chunks(url: str, query: str, root: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -194,3 +225,20 @@ class TableWriter:
             self.tx.rollback()
             self.conn.close()
         self.engine.dispose()
+
+
+class BeforePublish:
+    """Wrap a writer so that ``hook`` runs right before its output replaces the old one."""
+
+    def __init__(self, writer: Any, hook: Any) -> None:
+        self.writer, self.hook = writer, hook
+
+    def write(self, df: pd.DataFrame) -> None:
+        self.writer.write(df)
+
+    def close(self) -> None:
+        self.hook()
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()

@@ -287,30 +287,47 @@ def _wants_json(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: maps errors to exit codes (see README)."""
-    import click
+    from .interrupt import handling, ignore_from_now, requested
+    from .redaction import forget_secrets
 
     args = list(sys.argv[1:] if argv is None else argv)
+    forget_secrets()
+    with handling():
+        try:
+            code = _dispatch(args)
+        except KeyboardInterrupt:
+            code = EXIT_INTERRUPTED
+        if code == EXIT_INTERRUPTED or requested():
+            sys.stderr.write("interrupted\n")
+            code = EXIT_INTERRUPTED
+    if argv is None:
+        ignore_from_now()  # a late Ctrl-C must not turn the exit code into a signal death
+    sys.exit(code)
+
+
+def _dispatch(args: list[str]) -> int:
+    """Run the app; return its exit code, reporting any error on stderr (or as JSON)."""
+    import click
+
     try:
         rv = app(args=args, prog_name="mlrepro", standalone_mode=False)
-    except MlreproError as exc:
-        if _wants_json(args):
-            _emit_json(exc.to_dict())
-        from .console import print_error
-
-        print_error(exc)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.stderr.write("interrupted\n")
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(EXIT_INTERRUPTED)
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
     except click.exceptions.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    sys.exit(rv if isinstance(rv, int) else 0)
+        return exc.exit_code
+    except (click.exceptions.Exit, typer.Exit) as exc:  # distinct classes in newer typer
+        return exc.exit_code
+    except Exception as exc:  # MlreproError, or an unexpected one made into it
+        from .console import print_error
+        from .failsafe import as_error
+
+        error = exc if isinstance(exc, MlreproError) else as_error(exc)
+        if _wants_json(args):
+            _emit_json(error.to_dict())
+        print_error(error)
+        return error.exit_code
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ def short(fp: str | None) -> str:
 
 
 def print_error(exc: MlreproError) -> None:
+    from rich.markup import escape  # messages hold brackets: "pip install 'mlrepro[postgres]'"
+
     err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
-    err.print(f"[bold red]error:[/] {exc.message}", markup=True, emoji=False)
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, emoji=False)
     if exc.hint:
-        err.print(f"  [yellow]hint:[/] {exc.hint}", markup=True, emoji=False)
+        err.print(f"  [yellow]hint:[/] {escape(exc.hint)}", markup=True, emoji=False)
 
 
 class Console:
@@ -61,7 +63,9 @@ class Console:
                 f"[dim]{short(main.get('fingerprint'))}[/]{why}"
             )
         elif event == "warn":
-            self.err.print(f"[yellow]warning:[/] {payload}", markup=True, emoji=False)
+            from rich.markup import escape
+
+            self.err.print(f"[yellow]warning:[/] {escape(str(payload))}", markup=True, emoji=False)
 
     def progress(self, stage: str, total: int | None = None) -> Callable[[int], None] | None:
         """A row counter on a terminal; None elsewhere (CI logs stay clean)."""

@@ -6,6 +6,8 @@ hint that names the fix. The CLI maps the error class to an exit code in one pla
 
 from __future__ import annotations
 
+from .redaction import scrub
+
 # Exit codes (documented in README.md).
 EXIT_OK = 0
 EXIT_NOT_REPRODUCED = 1  # verify found a difference, or predict rejected rows
@@ -13,6 +15,7 @@ EXIT_USAGE = 2  # bad usage or manifest
 EXIT_DATA = 3  # data / schema error
 EXIT_ARTIFACT = 4  # artifact missing, corrupted or tampered
 EXIT_SOURCE = 5  # source database unreachable
+EXIT_INTERNAL = 70  # a bug in mlrepro (an unexpected exception); sysexits EX_SOFTWARE
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 
@@ -23,6 +26,8 @@ class MlreproError(Exception):
     kind = "error"
 
     def __init__(self, message: str, hint: str | None = None) -> None:
+        message = scrub(message) or ""  # a secret never reaches a message, log or JSON
+        hint = scrub(hint)
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -77,6 +82,13 @@ class SourceError(MlreproError):
 
     exit_code = EXIT_SOURCE
     kind = "source"
+
+
+class InternalError(MlreproError):
+    """An unexpected exception: a bug in mlrepro, reported without secrets."""
+
+    exit_code = EXIT_INTERNAL
+    kind = "internal"
 
 
 class ConcurrencyError(MlreproError):

@@ -69,3 +69,14 @@ def referenced_paths(data: dict[str, Any]) -> set[str]:
         for out in stage.get("outputs", {}).values()
         if isinstance(out, dict) and "path" in out
     }
+
+
+def referenced_paths_on_disk(root: Path) -> set[str] | None:
+    """Artifact paths the lock file on disk names (None if it cannot be read).
+
+    After a failure this, not the in-memory lock, says which new artifacts are in use.
+    """
+    try:
+        return referenced_paths(read(root))
+    except Exception:
+        return None

@@ -1,4 +1,9 @@
-"""One writer per project: a cross-process lock around anything that writes the store."""
+"""One writer per project: a cross-process lock around anything that writes the store.
+
+The lock is an OS file lock (``flock``), released by the kernel when its holder dies, so a
+run killed with SIGKILL never blocks the next one. Whoever takes the lock first removes the
+temp files such a killed run left behind.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import atomic
 from .errors import ConcurrencyError
 from .store import STORE_DIR
 
@@ -36,6 +42,13 @@ def project_lock(root: Path, wait: float = 0.0) -> Iterator[None]:
     try:
         with contextlib.suppress(OSError):
             path.write_text(str(os.getpid()))
+        clean_leftovers(Path(root))
         yield
     finally:
         lock.release()
+
+
+def clean_leftovers(root: Path) -> int:
+    """Remove temp files of killed runs: in the store and next to the lock / outputs."""
+    removed = atomic.clean_stale(root / STORE_DIR, recursive=True)
+    return removed + atomic.clean_stale(root)

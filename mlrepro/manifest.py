@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -104,8 +105,12 @@ def _type_name(v: Any) -> str:
     return "null" if v is None else type(v).__name__
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 40, 40
+
+
 def _short(v: Any) -> str:
-    text = repr(v)
+    text = _REPR.repr(v)  # bounded depth: a deeply nested value cannot blow the stack
     return text if len(text) <= 60 else text[:57] + "..."
 
 

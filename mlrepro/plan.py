@@ -41,6 +41,13 @@ def code_version(stage: str) -> str:
     return f"mlrepro {__version__}; {stage} v{STAGE_VERSION[stage]}"
 
 
+def _with_format(params: dict[str, Any], m: Manifest) -> dict[str, Any]:
+    """Stages that save models re-run when model.format changes (joblib keeps old keys)."""
+    if m.model.format != "joblib":
+        params["model_format"] = m.model.format
+    return params
+
+
 def stage_params(stage: str, m: Manifest) -> dict[str, Any]:
     """The manifest parameters a stage depends on (execution-only settings excluded)."""
     raw = m.raw
@@ -54,7 +61,7 @@ def stage_params(stage: str, m: Manifest) -> dict[str, Any]:
             "order_by": list(s.order_by),
         }
     if stage == "features":
-        return {
+        params = {
             "seed": m.seed,
             "target": m.target,
             "excluded": list(m.excluded_columns),
@@ -66,14 +73,16 @@ def stage_params(stage: str, m: Manifest) -> dict[str, Any]:
                 "estimator": m.model.estimator,
             },
         }
+        return _with_format(params, m)
     if stage == "select":
-        return {"seed": m.seed, "selection": raw.get("selection"), "estimator": m.model.estimator}
+        params = {"seed": m.seed, "selection": raw.get("selection"), "estimator": m.model.estimator}
+        return _with_format(params, m)
     if stage == "train":
         model = dict(raw.get("model") or {})
         return {"seed": m.seed, "model": model}
     if stage == "predict":
         p = m.predict
-        return {k: v for k, v in vars(p).items() if v is not None} if p else {}
+        return {k: redact(v) for k, v in vars(p).items() if v is not None} if p else {}
     raise KeyError(stage)
 
 

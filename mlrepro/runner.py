@@ -13,12 +13,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import env, lockfile, plan
+from . import env, interrupt, lockfile, plan
 from .errors import DataError, UsageError
 from .fingerprint import hash_file
 from .manifest import Manifest
 from .sources import redact
-from .store import Store
+from .store import STORE_DIR, Store
 
 Reporter = Callable[..., None]
 
@@ -64,12 +64,15 @@ class Runner:
     ) -> None:
         self.m = manifest
         self.root = manifest.root
-        self.store = Store(store_root or self.root)
+        self.store = Store(
+            store_root or self.root, model_format=manifest.model.format, plugins=manifest.plugins
+        )
         self.lock_root = lock_root or self.root
         self.lock = lockfile.read(self.lock_root, manifest.name)
         self.report = report
         self.progress = progress  # callable(stage, total|None) -> advance(n) or None
         self._env: dict[str, Any] | None = None
+        self._checked = False  # preflight done: every class path and parameter resolves
 
     # ------------------------------------------------------------------ planning
     def extra_inputs(self, stage: str) -> dict[str, str]:
@@ -110,7 +113,33 @@ class Runner:
             self.report("skip", stage)
             rec = self.lock["stages"][stage]
             return StageResult(stage, "skipped", "unchanged", outputs=rec["outputs"])
+        interrupt.check()  # a Ctrl-C swallowed by a library stops us at the next stage
+        if not self._checked:
+            from .preflight import check_classes
+
+            check_classes(self.m)  # fail before hours of extract, not after
+            self._checked = True
         self.report("start", stage, state.reason)
+        try:
+            return self._execute(stage, state)
+        except BaseException:
+            # leave no orphans: keep only what the lock on disk names
+            self.store.discard_created(lockfile.referenced_paths_on_disk(self.lock_root))
+            raise
+
+    def _unpublish(self, stage: str) -> None:
+        """Drop a stage's record before it overwrites an output outside the store.
+
+        Predictions go to a fixed file or table, not to a new content address: right before
+        they are replaced, the lock must stop naming the old ones, or a crash between the
+        overwrite and the lock write would leave the lock naming bytes it does not know.
+        """
+        outputs = self.lock["stages"].get(stage, {}).get("outputs", {})
+        if any(not str(o.get("path", "")).startswith(STORE_DIR) for o in outputs.values()):
+            del self.lock["stages"][stage]
+            lockfile.write(self.lock_root, self.lock)
+
+    def _execute(self, stage: str, state: plan.StageState) -> StageResult:
         started, t0 = _now(), time.perf_counter()
         outputs, details = getattr(self, f"_{stage}")()
         duration = time.perf_counter() - t0
@@ -131,6 +160,7 @@ class Runner:
         self.lock["stages"][stage] = record
         self.lock["project"] = self.m.name
         lockfile.write(self.lock_root, self.lock)
+        self.store.created.clear()  # now named by the lock
         result = StageResult(stage, "ran", state.reason, duration, outputs, details)
         self.report("done", stage, result)
         return result
@@ -249,7 +279,7 @@ class Runner:
         return self.store.read_model(self.output("train", "pipeline"))
 
     def _predict(self) -> tuple[dict, dict]:
-        from .batch import FileWriter, TableWriter, read_chunks, read_query_chunks
+        from .batch import BeforePublish, FileWriter, TableWriter, read_chunks, read_query_chunks
         from .prediction import run_prediction
 
         p = self.m.predict
@@ -272,7 +302,7 @@ class Runner:
             self.load_pipeline(),
             contract,
             chunks,
-            writer,
+            BeforePublish(writer, lambda: self._unpublish("predict")),
             on_progress=self._advance("predict"),
             warn=lambda msg: self.report("warn", "predict", msg),
         )

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError, SourceError
+from .redaction import redact, register_secret
+
+__all__ = ["connection_error", "engine_for", "expand_env", "redact", "resolve_url"]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -23,23 +26,29 @@ def expand_env(url: str, where: str = "source.url") -> str:
                 f"manifest field '{where}': environment variable {name} is not set",
                 hint=f"export {name}=... before running mlrepro",
             )
+        register_secret(value)  # may be a password: never echo it
         return value
 
     return _ENV.sub(sub, url)
 
 
-def redact(text: str) -> str:
-    """Hide passwords in URLs (``user:secret@host`` -> ``user:***@host``)."""
-    return re.sub(r"(\w+://[^:/@\s]*:)[^@\s]*(@)", r"\1***\2", text)
-
-
 def resolve_url(url: str, root: Path, where: str = "source.url") -> str:
     """Expand env vars and make relative SQLite paths relative to the project folder."""
     url = expand_env(url, where)
+    _register_url_password(url)
     m = re.match(r"^(sqlite(?:\+\w+)?:///)(?!/)(.+)$", url)
     if m and not m.group(2).startswith(":memory:"):
         url = m.group(1) + str((root / m.group(2)).resolve())
     return url
+
+
+def _register_url_password(url: str) -> None:
+    import sqlalchemy as sa
+
+    try:
+        register_secret(sa.make_url(url).password)
+    except Exception:  # not a parsable URL: engine_for reports it
+        return
 
 
 def engine_for(

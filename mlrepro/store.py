@@ -4,6 +4,10 @@ An artifact is named by its content fingerprint, so a new run never overwrites a
 current lock names: a run killed half-way leaves the previous lock and all its artifacts
 intact. Every artifact also records ``file_hash`` (blake3 of its bytes), checked before
 anything is deserialized, so a tampered pickle is refused before it can run code.
+
+A placed file is never overwritten: when the content address is taken by different bytes
+(another library version wrote the same content, or the file was tampered with), the new
+file gets a name of its own, so a lock on disk always keeps the bytes it recorded.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import atomic
+from . import atomic, safe_model
 from .errors import ArtifactError
 from .fingerprint import hash_file
 
@@ -29,6 +33,9 @@ class Store:
     # objects written by this process, by path: a later stage reuses them instead of
     # reading back and unpickling what it has just written
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    model_format: str = "joblib"  # "skops": models are saved and loaded with skops only
+    plugins: tuple[str, ...] = ()  # manifest plugin modules, trusted by skops loading
+    created: list[Path] = field(default_factory=list, repr=False)  # placed by this process
 
     @property
     def objects(self) -> Path:
@@ -38,10 +45,25 @@ class Store:
         """Move a finished temp file to its content address and describe it."""
         digest = fingerprint.split(":", 1)[-1]
         rel = Path(STORE_DIR) / OBJECTS / digest[:2] / f"{digest[2:]}.{ext}"
+        file_hash = hash_file(tmp)
+        if (self.root / rel).exists() and hash_file(self.root / rel) != file_hash:
+            rel = rel.with_name(f"{digest[2:]}-{file_hash.split(':', 1)[-1][:16]}.{ext}")
         dest = self.root / rel
-        if not (dest.exists() and hash_file(dest) == hash_file(tmp)):
+        if not (dest.exists() and hash_file(dest) == file_hash):
+            self.created.append(dest)  # before the rename: an interrupt may land right after
             atomic.commit(tmp, dest)
-        return {"path": rel.as_posix(), "fingerprint": fingerprint, "file_hash": hash_file(dest)}
+        return {"path": rel.as_posix(), "fingerprint": fingerprint, "file_hash": file_hash}
+
+    def discard_created(self, keep: set[str] | None) -> None:
+        """Remove files this process placed that ``keep`` (lock paths) does not name.
+
+        Called when a stage fails or is interrupted, so it leaves no orphan artifacts.
+        ``keep=None`` (the lock is unreadable) removes nothing.
+        """
+        for path in self.created if keep is not None else ():
+            if path.relative_to(self.root).as_posix() not in keep:
+                path.unlink(missing_ok=True)
+        self.created.clear()
 
     def _staging(self) -> Path:
         return self.root / STORE_DIR / "staging"
@@ -90,6 +112,11 @@ class Store:
         from .fingerprint import fingerprint_model
 
         fp = fingerprint_model(obj)
+        if self.model_format == safe_model.EXT:
+            with self.temp(f".{safe_model.EXT}") as tmp:
+                types = safe_model.dump(obj, tmp, self.plugins)
+                record = self._place(tmp, fp, safe_model.EXT)
+            return {**record, "format": safe_model.EXT, "trusted_types": types}
         with self.temp(".joblib") as tmp:
             joblib.dump(obj, tmp)
             record = self._place(tmp, fp, "joblib")
@@ -103,6 +130,14 @@ class Store:
         if cached is not None and cached[0] == record["file_hash"] and self.is_intact(record):
             return cached[1]
         path = self.verified_path(record)  # integrity first: unpickling runs code
+        if record.get("format") == safe_model.EXT:
+            return safe_model.load(path, record, self.plugins)
+        if self.model_format == safe_model.EXT:
+            raise ArtifactError(
+                f"artifact {record['path']} is a pickle, but the manifest sets "
+                "model.format: skops, so pickles are never loaded",
+                hint="run 'mlrepro run --force' to save every model with skops",
+            )
         return joblib.load(path)
 
     # ---------------------------------------------------------------- text (schema)
@@ -152,5 +187,8 @@ class Store:
             if p.is_file() and p.relative_to(self.root).as_posix() not in keep:
                 p.unlink()
                 removed += 1
+        for folder in self.objects.iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         shutil.rmtree(self.root / STORE_DIR / "staging", ignore_errors=True)
         return removed

@@ -48,6 +48,27 @@ def missing_columns_error(missing: list[str], available: list[str], what: str) -
     )
 
 
+def step_error(name: str, est: Any, frame: pd.DataFrame, exc: Exception) -> DataError:
+    """Name the step, its class and the columns that broke it; never the values."""
+    from .safe_text import strip_values
+
+    what = f"feature step '{name}' ({type(est).__name__})"
+    text = strip_values(exc)
+    cols = [str(c) for c in frame.columns]
+    texty = [c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])]
+    if texty and any(w in text.lower() for w in ("convert", "numeric", "float", "dtype")):
+        return DataError(
+            f"{what} needs numbers, but column(s) {texty[:5]} hold text",
+            hint="encode them in an earlier step (e.g. sklearn.preprocessing.OneHotEncoder) "
+            "or take them out of this step's columns",
+        )
+    shown = cols[:5] + (["..."] if len(cols) > 5 else [])
+    return DataError(
+        f"{what} failed on column(s) {shown}: {text}",
+        hint="check the step's columns and parameters (NaN values need an imputer step)",
+    )
+
+
 def _output_names(fitted: Any, cols: list[str], width: int, step: str) -> list[str]:
     if width == len(cols):
         return list(cols)
@@ -120,7 +141,10 @@ class FeatureSteps(TransformerMixin, BaseEstimator):
                 if not cols:
                     fitted.append((name, est, cols, []))
                     continue
-                out = _dense(est.fit_transform(frame[cols], y))
+                try:
+                    out = _dense(est.fit_transform(frame[cols], y))
+                except (ValueError, TypeError) as exc:
+                    raise step_error(name, est, frame[cols], exc) from None
                 names = _output_names(est, cols, out.shape[1], name)
                 fitted.append((name, est, cols, names))
             else:

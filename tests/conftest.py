@@ -137,3 +137,13 @@ def copy_example(tmp_path: Path) -> Callable[..., Path]:
         return target
 
     return copy
+
+
+@pytest.fixture(autouse=True)
+def _fresh_secret_registry() -> Iterator[None]:
+    """Each test starts with no registered secrets, like each CLI invocation does."""
+    from mlrepro.redaction import forget_secrets
+
+    forget_secrets()
+    yield
+    forget_secrets()

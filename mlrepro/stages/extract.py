@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import DataError, SourceError
 from ..manifest import Source
+from ..safe_text import first_line
 from ..sources import connection_error, engine_for, redact, resolve_url
 
 MAX_CATEGORIES = 100  # string columns with at most this many values get an isin check
@@ -143,15 +144,14 @@ def iter_batches(
     try:
         try:
             conn = engine.connect()
-        except sa.exc.DBAPIError as exc:
+        except sa.exc.DBAPIError as exc:  # server down, wrong password, unknown database...
             raise connection_error(exc, secret_free) from None
         with conn:
             try:
                 yield from _stream(conn, source, engine.dialect, on_progress)
-            except sa.exc.DBAPIError as exc:
-                text = redact(str(getattr(exc, "orig", exc))).strip().splitlines()
+            except sa.exc.SQLAlchemyError as exc:  # connected, but the query failed
                 raise SourceError(
-                    f"the source query failed: {text[0] if text else type(exc).__name__}",
+                    f"the source query failed: {first_line(getattr(exc, 'orig', None) or exc)}",
                     hint="check source.query (run it in your SQL client) and the table names",
                 ) from None
     finally:

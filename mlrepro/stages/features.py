@@ -7,9 +7,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..datachecks import check_inputs
 from ..errors import DataError, ManifestError
 from ..manifest import Manifest
 from ..resolve import build, derive_seed, resolve_class
+from ..safe_text import strip_values
 from ..transformers import FeatureSteps, missing_columns_error
 
 SPLIT_COLUMN = "__split__"
@@ -54,7 +56,7 @@ def split_mask(y: pd.Series, manifest: Manifest, task: str) -> np.ndarray:
         )
     except ValueError as exc:
         raise DataError(
-            f"cannot split {n} rows with test_size={manifest.model.test_size}: {exc}",
+            f"cannot split {n} rows with test_size={manifest.model.test_size}: {strip_values(exc)}",
             hint="use more rows, another model.test_size, or model.stratify: false",
         ) from None
     mask = np.zeros(n, dtype=bool)
@@ -110,6 +112,7 @@ def fit_features(snapshot: pd.DataFrame, manifest: Manifest) -> tuple[Any, pd.Da
         steps.append((step.name, est, step.columns))
     transformer = FeatureSteps(steps)
     X = snapshot[cols]
+    check_inputs(X, train)
     try:
         transformer.fit(X.loc[train], y.loc[train])
         out = transformer.transform(X)
@@ -117,7 +120,7 @@ def fit_features(snapshot: pd.DataFrame, manifest: Manifest) -> tuple[Any, pd.Da
         raise
     except ValueError as exc:
         raise DataError(
-            f"a feature step failed: {str(exc).splitlines()[0][:300]}",
+            f"a feature step failed: {strip_values(exc)}",
             hint="check the step's columns and parameters (e.g. text columns need an encoder)",
         ) from None
     matrix = out.reset_index(drop=True)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..errors import DataError, PredictionRejected, UsageError
 from ..prediction import ON_INVALID  # noqa: F401  (re-exported: the policies)
+from ..safe_text import strip_values
 from ..transformers import missing_columns_error
 
 MAX_REASONS = 5
@@ -228,7 +229,7 @@ def _model_error(exc: Exception) -> str:
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "unknown categor" in msg.lower():
         return "unseen category in a one-hot encoded column"
-    return msg[:200]
+    return strip_values(msg)  # library messages quote the user's values: never echo them
 
 
 def _predict_frame(pipeline: Any, X: pd.DataFrame, contract: Contract) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pandas as pd
 from ..errors import DataError, ManifestError
 from ..manifest import Manifest
 from ..resolve import build
+from ..safe_text import strip_values
 from ..transformers import KeepColumns
 from .features import SPLIT_COLUMN
 
@@ -59,7 +60,7 @@ def fit_selection(matrix: pd.DataFrame, manifest: Manifest, task: str) -> tuple[
         selector.fit(X, y)
     except ValueError as exc:
         raise DataError(
-            f"selection failed: {str(exc).splitlines()[0][:300]}",
+            f"selection failed: {strip_values(exc)}",
             hint="check selection.params and the features (NaN values need an imputer step)",
         ) from None
     selected = [str(c) for c in selector.get_feature_names_out()]

@@ -13,6 +13,7 @@ from .. import metrics as metric_fns
 from ..errors import DataError, ManifestError
 from ..manifest import Manifest
 from ..resolve import build
+from ..safe_text import strip_values
 from .features import SPLIT_COLUMN
 
 
@@ -87,7 +88,7 @@ def fit_model(
     try:
         model.fit(X.loc[train], y.loc[train])
     except (ValueError, TypeError) as exc:
-        first = str(exc).splitlines()[0][:300]
+        first = strip_values(exc)
         if type(exc).__name__ == "InvalidParameterError":
             raise ManifestError(
                 f"manifest field 'model.params': {first}", hint="fix the parameter value"
@@ -119,7 +120,7 @@ def fit_model(
                 scores[name] = float(metric_fns.compute(name, y_test, y_pred, proba, classes))
             except ValueError as exc:
                 raise DataError(
-                    f"metric '{name}' cannot be computed: {str(exc).splitlines()[0]}",
+                    f"metric '{name}' cannot be computed: {strip_values(exc)}",
                     hint="drop the metric or use more test rows",
                 ) from None
     pipeline = Pipeline([("features", transformer), ("select", selector), ("model", model)])

@@ -1,0 +1,1 @@
+"""Reliability and security tests (issue #6): crashes, concurrency, tampering, bad input."""

@@ -1,0 +1,88 @@
+"""Test-only fault injection: Python's ``site`` imports this when its folder is on PYTHONPATH.
+
+It does nothing unless ``MLREPRO_CRASH`` is set:
+
+    MLREPRO_CRASH=trace          append every event to the file MLREPRO_CRASH_LOG
+    MLREPRO_CRASH=kill@N         SIGKILL this process at the N-th event (1-based)
+    MLREPRO_CRASH=int@N          send SIGINT to this process at the N-th event
+    MLREPRO_CRASH=pause@N        at the N-th event create MLREPRO_CRASH_LOG + ".paused" and
+                                 wait until MLREPRO_CRASH_LOG + ".go" exists
+
+Events are the moments a crash can hit: a stage starting, a parquet batch or a model being
+written, every fsync, before and after every rename, the lock write and the final prune.
+Each is named ``<stage>:<event>`` so tests can spread crashes over all stages.
+"""
+
+import os
+
+_SPEC = os.environ.get("MLREPRO_CRASH", "")
+
+
+def _install() -> None:
+    import functools
+    import signal
+    import time
+    from pathlib import Path
+
+    log = Path(os.environ.get("MLREPRO_CRASH_LOG", "crash.log"))
+    action, _, nth = _SPEC.partition("@")
+    target = int(nth) if nth else 0
+    state = {"count": 0, "stage": "-"}
+
+    def event(name: str) -> None:
+        state["count"] += 1
+        label = f"{state['stage']}:{name}"
+        if action == "trace":
+            with open(log, "a") as fh:
+                fh.write(label + "\n")
+            return
+        if state["count"] != target:
+            return
+        if action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif action == "int":
+            os.kill(os.getpid(), signal.SIGINT)
+        elif action == "pause":
+            Path(str(log) + ".paused").write_text(label)
+            while not Path(str(log) + ".go").exists():
+                time.sleep(0.02)
+
+    def wrap(owner, attr, name, after=False):
+        original = getattr(owner, attr)
+
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):
+            event(f"{name}:before" if after else name)
+            result = original(*args, **kwargs)
+            if after:
+                event(f"{name}:after")
+            return result
+
+        setattr(owner, attr, wrapper)
+
+    import joblib
+    import pyarrow.parquet as pq
+
+    from mlrepro import lockfile, runner, store
+
+    wrap(os, "fsync", "fsync")
+    wrap(os, "replace", "rename", after=True)
+    wrap(pq.ParquetWriter, "write_batch", "parquet-batch")
+    wrap(pq.ParquetWriter, "write_table", "parquet-table")
+    wrap(pq, "write_table", "parquet-file")
+    wrap(joblib, "dump", "model-dump")
+    wrap(lockfile, "write", "lock-write")
+    wrap(store.Store, "prune", "prune")
+
+    original_execute = runner.Runner._execute
+
+    def execute(self, stage, state_):
+        state["stage"] = stage
+        event("start")
+        return original_execute(self, stage, state_)
+
+    runner.Runner._execute = execute
+
+
+if _SPEC:
+    _install()
