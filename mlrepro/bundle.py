@@ -5,7 +5,7 @@ member with its size and blake3 hash; the bundle's fingerprint is the blake3 of 
 bytes, so it commits to every member. Reading verifies the index against the archive and
 every member against the index *before* anything is parsed or unpickled; a mismatch is an
 ``ArtifactError`` (exit 4). Pinning the fingerprint (``expect=``) also defends against
-someone who rewrites the index: see docs/delivery.md.
+someone who rewrites the index: see README "Embedded API and bundles".
 
 Writing is deterministic (fixed member order, timestamps and compression): bundling the
 same project twice gives a byte-identical file with the same fingerprint.
