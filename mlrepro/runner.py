@@ -278,19 +278,24 @@ class Runner:
     def load_pipeline(self) -> Any:
         return self.store.read_model(self.output("train", "pipeline"))
 
+    def predict_input_chunks(self, chunk_rows: int = 100_000) -> Any:
+        """Chunks of the manifest's predict input (a file or a query)."""
+        from .batch import read_chunks, read_query_chunks
+
+        p = self.m.predict
+        assert p is not None
+        if p.input:
+            return read_chunks(self.root / p.input, chunk_rows)
+        url = p.input_url or self.m.source.url
+        return read_query_chunks(url, p.query, self.root, chunk_rows)
+
     def _predict(self) -> tuple[dict, dict]:
-        from .batch import BeforePublish, FileWriter, TableWriter, read_chunks, read_query_chunks
+        from .batch import BeforePublish, FileWriter, TableWriter
         from .prediction import run_prediction
 
         p = self.m.predict
         assert p is not None
-        chunk_rows = 100_000
-        if p.input:
-            chunks = read_chunks(self.root / p.input, chunk_rows)
-        else:
-            chunks = read_query_chunks(
-                p.input_url or self.m.source.url, p.query, self.root, chunk_rows
-            )
+        chunks = self.predict_input_chunks()
         contract = self.contract()
         if p.table:
             writer = TableWriter(p.output_url or self.m.source.url, p.table, self.root)

@@ -106,18 +106,11 @@ class ScratchRunner(Runner):
     """A Runner whose predict stage writes into the scratch folder, never the user's output."""
 
     def _predict(self) -> tuple[dict, dict]:
-        from .batch import FileWriter, read_chunks, read_query_chunks
+        from .batch import FileWriter
         from .fingerprint import hash_file
         from .prediction import run_prediction
 
-        p = self.m.predict
-        assert p is not None
-        chunk_rows = 100_000
-        if p.input:
-            chunks = read_chunks(self.root / p.input, chunk_rows)
-        else:
-            url = p.input_url or self.m.source.url
-            chunks = read_query_chunks(url, p.query, self.root, chunk_rows)
+        chunks = self.predict_input_chunks()
         contract = self.contract()
         out_path = self.store.root / "predictions.parquet"
         summary = run_prediction(self.load_pipeline(), contract, chunks, FileWriter(out_path))
