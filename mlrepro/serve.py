@@ -1,0 +1,247 @@
+"""The REST API of ``mlrepro serve``: a FastAPI app around one verified, loaded bundle.
+
+    POST /predict    a JSON list of records, or an object of columns -> predictions
+    GET  /health     the process is up
+    GET  /ready      the model is loaded and verified
+    GET  /metadata   fingerprints, feature order, input schema, metrics, model card
+
+The request schema (and so the OpenAPI document) is generated from the bundle's input
+schema (``records.RequestModels``). Bad input is answered with 422 and per-record, per-field
+reasons, an oversize batch with 413; a 500 means a bug, never bad input.
+"""
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Annotated, Any, Optional, Union
+
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, create_model
+
+from .records import TOO_LARGE, Issue, RequestModels, issues_from_errors, issues_from_reasons
+from .scoring import Scorer
+
+if TYPE_CHECKING:
+    from .api import Bundle
+
+log = logging.getLogger("mlrepro.serve")
+MAX_ISSUES = 200  # listed in one 422 answer
+BYTES_PER_RECORD = 16 * 1024  # body limit per allowed record, on top of 1 MiB
+
+
+class IssueBody(BaseModel):
+    record: Optional[int] = Field(description="0-based position of the record; null: the whole request")  # noqa: UP045, E501
+    field: Optional[str] = Field(description="the input column, when the issue is about one")  # noqa: UP045
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what went wrong, what to do, and per-record issues if any."""
+
+    error: str
+    message: str
+    hint: Optional[str] = None  # noqa: UP045
+    issues: list[IssueBody] = []
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(body.encode("utf-8"), status_code=status, media_type="application/json")
+
+
+def error_response(
+    status: int, error: str, message: str, hint: str | None, issues: list[Issue] = ()  # type: ignore[assignment]
+) -> Response:
+    listed = [i.to_dict() for i in issues[:MAX_ISSUES]]
+    if len(issues) > MAX_ISSUES:
+        message += f" (first {MAX_ISSUES} of {len(issues)} issues listed)"
+    return _json({"error": error, "message": message, "hint": hint, "issues": listed}, status)
+
+
+def invalid_response(issues: list[Issue], total: int | None) -> Response:
+    records = {i.record for i in issues if i.record is not None}
+    if records and all(i.record is not None for i in issues):
+        of = f" of {total}" if total is not None else ""
+        message = f"{len(records)}{of} record(s) are invalid"
+    else:
+        message = "the request body is invalid"
+    hint = "fix the listed fields; GET /metadata (or /docs) shows each column's type and values"
+    return error_response(422, "invalid_input", message, hint, issues)
+
+
+def too_large_response(limit: int, what: str) -> Response:
+    return error_response(
+        413,
+        "too_large",
+        f"{what} exceeds the limit of {limit} record(s) per request",
+        "send smaller batches, or start the server with a larger --max-batch",
+    )
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413 before reading."""
+
+    def __init__(self, app: Any, limit: int, max_batch: int) -> None:
+        self.app, self.limit, self.max_batch = app, limit, max_batch
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if length.isdigit() and int(length) > self.limit:
+                return await self._refuse(scope, receive, send)
+            return await self.app(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:  # chunked body: buffer it (up to the limit) and replay it
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.limit:
+                return await self._refuse(scope, receive, send)
+        body = b"".join(chunks)
+
+        async def replay() -> dict:
+            nonlocal body
+            out, body = body, b""
+            return {"type": "http.request", "body": out, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: dict, receive: Callable, send: Callable) -> None:
+        response = error_response(
+            413,
+            "too_large",
+            f"the request body is larger than {self.limit} bytes",
+            f"send at most {self.max_batch} records per request, or raise --max-batch",
+        )
+        await response(scope, receive, send)
+
+
+def _response_model(bundle: "Bundle", scorer: Scorer, models: RequestModels) -> type[BaseModel]:
+    task = bundle.metadata.task
+    label: Any = float if task == "regression" else Union[bool, int, float, str]
+    fields: dict[str, Any] = {
+        f"c{i}": (Any, Field(None, alias=c.name, description="id column, when sent"))
+        for i, c in enumerate(models.ids)
+    }
+    fields["prediction"] = (Optional[label], ...)  # noqa: UP045
+    for j, name in enumerate(scorer.proba_names):
+        fields[f"p{j}"] = (Optional[float], Field(..., alias=name))  # noqa: UP045
+    row = create_model(f"{models.record.__name__[:-6]}Prediction", **fields)
+    return create_model(
+        f"{models.record.__name__[:-6]}Predictions",
+        model_fingerprint=(str, Field(description="content fingerprint of the fitted pipeline")),
+        bundle_fingerprint=(str, Field(description="fingerprint of the bundle file")),
+        count=(int, ...),
+        predictions=(
+            Union[list[row], dict[str, list[Any]]],  # type: ignore[valid-type]
+            Field(description="one object per record; one list per column for columnar input"),
+        ),
+    )
+
+
+def _metadata(bundle: "Bundle", models: RequestModels, scorer: Scorer) -> dict[str, Any]:
+    meta = dict(bundle.metadata.raw)
+    meta["bundle_fingerprint"] = bundle.fingerprint
+    meta["output_columns"] = ["prediction", *scorer.proba_names]
+    meta["schema"] = [
+        {
+            "name": c.name,
+            "type": c.kind,
+            "nullable": c.nullable,
+            "categories": list(c.categories) if c.categories else None,
+            "id": c.is_id,
+        }
+        for c in models.columns
+    ]
+    meta["card"] = bundle.card
+    return meta
+
+
+def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
+    """The API for ``bundle`` (already loaded and verified)."""
+    models = RequestModels(bundle, max_batch=max_batch)
+    scorer = Scorer(bundle)
+    meta = _json(_metadata(bundle, models, scorer)).body
+    fingerprints = {
+        "model_fingerprint": bundle.model_fingerprint,
+        "bundle_fingerprint": bundle.fingerprint,
+    }
+    state = {"ready": False}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        state["ready"] = True
+        yield
+        state["ready"] = False
+
+    m = bundle.metadata
+    app = FastAPI(
+        title=f"{m.project} (mlrepro)",
+        version=bundle.fingerprint[:15],
+        description=(f"{m.raw.get('description') or ''}\n\n{m.task} model of `{m.target}`, "
+                     f"model fingerprint `{m.model_fingerprint}`.").strip(),
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, limit=(1 << 20) + max_batch * BYTES_PER_RECORD, max_batch=max_batch)
+    errors = {422: {"model": ErrorBody}, 413: {"model": ErrorBody}}
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        errs = list(exc.errors())
+        big = next((e for e in errs if e.get("type") == TOO_LARGE), None)
+        if big is not None:
+            return too_large_response(max_batch, f"a batch of {big['ctx']['actual']} records")
+        return invalid_response(issues_from_errors(errs), None)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> Response:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return error_response(
+            500, "internal", f"internal error ({type(exc).__name__})", "see the server log"
+        )
+
+    @app.get("/health", summary="Liveness: the server process is up")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Readiness: the model is loaded and verified", responses={503: {}})
+    def ready() -> Response:
+        if not state["ready"]:
+            return _json({"ready": False, **fingerprints}, 503)
+        return _json({"ready": True, "project": m.project, **fingerprints})
+
+    @app.get("/metadata", summary="Fingerprints, feature order, input schema, metrics, card")
+    def metadata() -> Response:
+        return Response(meta, media_type="application/json")
+
+    @app.post(
+        "/predict",
+        summary="Predict a batch of records",
+        response_model=_response_model(bundle, scorer, models),
+        responses=errors,
+    )
+    def predict(batch: Annotated[models.batch, Body()]) -> Response:  # type: ignore[name-defined]
+        """A JSON list of records, or an object with one list per column. Every record must
+        pass the model's input contract, or the answer is 422 naming each bad field."""
+        frame, ids = models.frame(batch)
+        scored = scorer.score(frame, ids)
+        if scored.rejects:
+            return invalid_response(issues_from_reasons(scored.rejects), len(frame))
+        rows: Any = scored.rows
+        if not isinstance(batch, list):
+            names = [*ids, "prediction", *scorer.proba_names]
+            rows = {k: [r[k] for r in scored.rows] for k in names}
+        return _json({**fingerprints, "count": len(frame), "predictions": rows})
+
+    return app
+
+
+Handler = Callable[[Request], Awaitable[Response]]
