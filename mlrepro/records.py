@@ -199,7 +199,7 @@ def _shape(value: Any) -> str:
 def _same_length(model: BaseModel) -> BaseModel:
     lengths = {k: len(v) for k, v in model.__dict__.items() if v is not None}
     if len(set(lengths.values())) > 1:
-        names = {f"c{i}": f.alias for i, f in enumerate(model.model_fields.values())}
+        names = {f"c{i}": f.alias for i, f in enumerate(type(model).model_fields.values())}
         shown = ", ".join(f"{names.get(k, k)}: {n}" for k, n in list(lengths.items())[:6])
         raise ValueError(f"columns must have the same number of values ({shown})")
     return model
@@ -217,22 +217,25 @@ class Issue:
         return {"record": self.record, "field": self.field, "reason": self.reason}
 
 
-def issues_from_errors(errors: list[dict[str, Any]]) -> list[Issue]:
-    """Pydantic errors (locations as FastAPI reports them) as per-record, per-field issues."""
+def issues_from_errors(errors: list[dict[str, Any]], record: int | None = None) -> list[Issue]:
+    """Pydantic errors as per-record, per-field issues.
+
+    Locations as FastAPI reports a batch (``body, records, 3, bmi`` or ``body, columns, bmi,
+    3``), or as one record's model reports them (``bmi``, with ``record`` given).
+    """
     out = []
     for err in errors:
         loc = [p for p in err.get("loc", ()) if p != "body"]
-        record: int | None = None
-        field: str | None = None
-        if loc[:1] == ["records"] or loc[:1] == ("records",) or (loc and loc[0] == "records"):
-            rest = loc[1:]
-            record = rest[0] if rest and isinstance(rest[0], int) else None
-            field = str(rest[1]) if len(rest) > 1 else None
-        elif loc and loc[0] == "columns":
-            rest = loc[1:]
-            field = str(rest[0]) if rest else None
-            record = rest[1] if len(rest) > 1 and isinstance(rest[1], int) else None
-        out.append(Issue(record, field, _message(err)))
+        rec, field = record, None
+        if loc[:1] == ["records"]:
+            rec = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+            field = str(loc[2]) if len(loc) > 2 else None
+        elif loc[:1] == ["columns"]:
+            field = str(loc[1]) if len(loc) > 1 else None
+            rec = loc[2] if len(loc) > 2 and isinstance(loc[2], int) else None
+        elif loc:
+            field = str(loc[0])
+        out.append(Issue(rec, field, _message(err)))
     return out
 
 
@@ -261,13 +264,6 @@ def issues_from_reasons(reasons: dict[int, str]) -> list[Issue]:
     return out
 
 
-def validate_batch(models: RequestModels, data: Any) -> Any:
-    """Validate a decoded JSON batch outside FastAPI (the stream consumer uses records)."""
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(models.batch).validate_python(data)
-
-
 __all__ = [
     "TOO_LARGE",
     "Column",
@@ -277,5 +273,4 @@ __all__ = [
     "columns_of",
     "issues_from_errors",
     "issues_from_reasons",
-    "validate_batch",
 ]

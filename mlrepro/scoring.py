@@ -127,15 +127,18 @@ class Scorer:
         if len(frame) == 0:
             return Scored([], [])
         mask = self.valid_mask(frame)
-        if mask is not None and mask.all():
-            try:
-                out = self._predict(frame[self.columns])
-            except ValueError:
-                pass  # a row the model rejects: the CLI's path finds it
-            else:
-                positions = list(range(len(frame)))
-                return Scored(self._rows(out, ids, positions), positions)
-        return self._score_slow(frame, ids)
+        # Values past float32 are valid input that some models refuse: they are rejected
+        # with the model's reason, so numpy's overflow warning would only be noise.
+        with np.errstate(over="ignore"):
+            if mask is not None and mask.all():
+                try:
+                    out = self._predict(frame[self.columns])
+                except ValueError:
+                    pass  # a row the model rejects: the CLI's path finds it
+                else:
+                    positions = list(range(len(frame)))
+                    return Scored(self._rows(out, ids, positions), positions)
+            return self._score_slow(frame, ids)
 
     def _predict(self, X: pd.DataFrame) -> dict[str, Any]:
         pipeline = self.bundle.pipeline

@@ -20,6 +20,7 @@ from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, create_model
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .records import TOO_LARGE, Issue, RequestModels, issues_from_errors, issues_from_reasons
 from .scoring import Scorer
@@ -200,6 +201,13 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
         if big is not None:
             return too_large_response(max_batch, f"a batch of {big['ctx']['actual']} records")
         return invalid_response(issues_from_errors(errs), None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body FastAPI could not parse (e.g. nested too deep)
+            issue = Issue(None, None, f"the body cannot be parsed as JSON ({exc.detail})")
+            return invalid_response([issue], None)
+        return error_response(exc.status_code, "http", str(exc.detail), None)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:
