@@ -11,9 +11,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import socket
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,18 @@ def app_from_env() -> Any:
     return create_app(load(spec), max_batch=spec.max_batch)
 
 
+@contextmanager
+def _graceful_signals() -> Iterator[None]:
+    """After uvicorn's graceful shutdown it re-raises SIGTERM/SIGINT: absorb them (exit 0)."""
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, lambda *_: None) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def _say(message: str) -> None:
     sys.stderr.write(f"mlrepro serve: {message}\n")
     sys.stderr.flush()
@@ -111,9 +126,11 @@ def run(
 
         server = uvicorn.Server(uvicorn.Config(create_app(bundle, max_batch=spec.max_batch), **options))
         _say(f"listening on {where} (1 process; docs at {where}/docs)")
-        server.run(sockets=[sock])
+        with _graceful_signals():
+            server.run(sockets=[sock])
         if not server.started:
             raise MlreproError("the server did not start", hint="see the messages above")
+        _say("stopped")
         return
     from uvicorn.supervisors import Multiprocess
 
@@ -123,5 +140,6 @@ def run(
     _say(f"listening on {where} ({workers} worker processes; docs at {where}/docs)")
     supervisor = Multiprocess(config, sockets=[sock])
     supervisor.run()
+    _say("stopped")
     if any(p.process.exitcode == STARTUP_FAILURE for p in supervisor.processes):
         raise MlreproError("a worker process could not start", hint="see the messages above")
