@@ -44,7 +44,8 @@ def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8") -> Iterato
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(path)
+            # Buffered page reads: memory follows the chunk, not the (maybe huge) row group.
+            pf = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
         except Exception as exc:
             raise DataError(
                 f"input file {path.name} is not a readable parquet file ({type(exc).__name__})",

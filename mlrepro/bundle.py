@@ -199,8 +199,15 @@ def _check_members(zf: zipfile.ZipFile, path: Path, index: dict) -> dict[str, by
     out = {}
     for name in MEMBERS:
         entry = index["members"][name]
-        if not isinstance(entry, dict) or zf.getinfo(name).file_size != entry.get("size"):
-            raise _refuse(path, f"member {name} does not have the size its index records")
+        if not isinstance(entry, dict):
+            raise _refuse(path, f"its index entry for {name} is malformed")
+        size = zf.getinfo(name).file_size
+        if size != entry.get("size"):  # checked before reading: no zip bombs
+            raise _refuse(
+                path,
+                f"member {name} does not match its recorded size ({entry.get('size')} bytes, "
+                f"found {size}): it was modified or corrupted",
+            )
         data = zf.read(name)
         actual = hash_bytes(data)
         if actual != entry.get("file_hash"):

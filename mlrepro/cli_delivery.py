@@ -108,7 +108,7 @@ def bundle_predict(path: Path, ui: Any, io: dict[str, Any], expect: str | None) 
     from .api import load_bundle
     from .predict_cli import CHECKED, check_io, predict_io
 
-    check_io(**{k: v for k, v in io.items() if k in CHECKED})
+    check_io(**{k: v for k, v in io.items() if k in CHECKED}, default_url=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = load_bundle(path, expect_fingerprint=expect)

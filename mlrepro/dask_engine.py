@@ -21,7 +21,10 @@ from typing import Any
 
 from .errors import EXIT_SOURCE, MlreproError, UsageError
 from .prediction import PredictionSink, consume, with_columns
+from .prefetch import prefetch
 from .stages.predict import ChunkResult, Contract, score_chunk
+
+CONNECT_TIMEOUT = "10s"
 
 
 class ClusterError(MlreproError):
@@ -41,7 +44,23 @@ def _score_remote(
         return ("error", type(exc), exc.message, exc.hint)
 
 
-def _unwrap(value: Any) -> ChunkResult:
+def _result(future: Any) -> ChunkResult:
+    """A finished chunk; cluster failures become ``ClusterError``, MlreproErrors are rebuilt."""
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    try:
+        value = future.result()
+    except (KilledWorker, CommClosedError) as exc:
+        raise ClusterError(
+            f"the Dask cluster failed while predicting ({type(exc).__name__})",
+            hint="check the workers' logs, e.g. for memory limits; or lower --chunk-rows",
+        ) from None
+    except ImportError as exc:
+        raise ClusterError(
+            f"a Dask worker cannot import what the model needs ({exc})",
+            hint="install mlrepro and the model's packages on every worker",
+        ) from None
     if isinstance(value, tuple) and value and value[0] == "error":
         _, cls, message, hint = value
         raise cls(message, hint)
@@ -59,7 +78,7 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         ) from None
     cluster = None
     try:
-        if scheduler is None:
+        if scheduler is None:  # worker processes re-import the main module (spawn)
             cluster = LocalCluster(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,
@@ -67,14 +86,19 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[Any]:
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
             )
-        client = Client(cluster if cluster is not None else scheduler, timeout="10s")
+        client = Client(cluster if cluster is not None else scheduler, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
             cluster.close()
-        where = scheduler or "a local cluster"
         raise ClusterError(
-            f"cannot connect to the Dask scheduler at {where} ({type(exc).__name__})",
+            f"cannot connect to the Dask scheduler at {scheduler} ({type(exc).__name__})",
             hint="check the --scheduler address (e.g. tcp://host:8786) and that it is running",
+        ) from None
+    except RuntimeError as exc:  # e.g. "Nanny failed to start"
+        raise ClusterError(
+            f"could not start a local Dask cluster ({str(exc).splitlines()[0][:120]})",
+            hint="from Python, call it under 'if __name__ == \"__main__\":' (workers are "
+            "spawned processes), or pass a scheduler address",
         ) from None
     try:
         yield client
@@ -110,7 +134,10 @@ def run_dask(
     try:
         with connect(scheduler, workers) as client:
             results = _scored(client, pipeline, contract, chunks, keep, on_invalid != "fail")
-            return consume(sink, results)
+            try:
+                return consume(sink, results)
+            finally:
+                results.close()  # cancel what is still running while the client is open
     except BaseException:
         sink.abort()  # e.g. the cluster could not be reached: publish nothing
         raise
@@ -130,15 +157,15 @@ def _scored(
     terms = client.scatter(contract, broadcast=True, hash=False)
     pending: deque[Any] = deque()
     try:
-        for chunk in with_columns(chunks):
+        for chunk in prefetch(with_columns(chunks), name="mlrepro-read"):
             data = client.scatter(chunk, hash=False)
             pending.append(
                 client.submit(_score_remote, model, data, terms, keep, isolate, pure=False)
             )
             if len(pending) >= window:
-                yield _unwrap(pending.popleft().result())
+                yield _result(pending.popleft())
         while pending:
-            yield _unwrap(pending.popleft().result())
+            yield _result(pending.popleft())
     finally:
         for future in pending:
             future.cancel()

@@ -14,6 +14,7 @@ from .errors import UsageError
 from .manifest import Manifest
 
 ENGINES = ("local", "dask")
+ON_INVALID = ("fail", "skip", "quarantine")
 CHECKED = (
     "input",
     "query",
@@ -25,7 +26,18 @@ CHECKED = (
     "engine",
     "scheduler",
     "workers",
+    "url",
 )
+
+
+def check_policy(on_invalid: str, has_rejects: bool) -> None:
+    """Refuse an unknown ``--on-invalid`` policy, or quarantine without a rejects file."""
+    if on_invalid not in ON_INVALID:
+        raise UsageError(
+            f"--on-invalid {on_invalid!r} is not valid", hint=f"use one of {', '.join(ON_INVALID)}"
+        )
+    if on_invalid == "quarantine" and not has_rejects:
+        raise UsageError("--on-invalid quarantine needs a rejects file", hint="pass --rejects PATH")
 
 
 def check_io(
@@ -40,10 +52,13 @@ def check_io(
     engine: str = "local",
     scheduler: str | None = None,
     workers: int | None = None,
+    url: str | None = None,
+    default_url: str | None = "",
 ) -> None:
-    """Refuse conflicting or incomplete options before any work is done."""
-    from .prediction import check_policy
+    """Refuse conflicting or incomplete options before any work is done (no heavy imports).
 
+    ``default_url`` is the project's database URL; None when there is no project (bundle).
+    """
     if input is not None and query is not None:
         raise UsageError("use just one of --input or --query", hint="pick one input")
     if input is None and query is None:
@@ -70,6 +85,11 @@ def check_io(
         )
     if workers is not None and workers < 1:
         raise UsageError("--workers must be at least 1", hint="e.g. --workers 2")
+    if url is None and default_url is None and (query is not None or table is not None):
+        raise UsageError(
+            "--query and --table need --url when predicting with a bundle",
+            hint="pass --url DATABASE_URL (a bundle carries no database connection)",
+        )
 
 
 def predict_io(
@@ -108,13 +128,10 @@ def predict_io(
         engine=engine,
         scheduler=scheduler,
         workers=workers,
+        url=url,
+        default_url=default_url,
     )
     db_url = url or default_url
-    if db_url is None and (query is not None or table is not None):
-        raise UsageError(
-            "--query and --table need --url when predicting with a bundle",
-            hint="pass --url DATABASE_URL (a bundle carries no database connection)",
-        )
     if input is not None:
         chunks = read_chunks(input, chunk_rows, encoding)
     else:

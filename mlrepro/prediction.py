@@ -10,18 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .errors import DataError, UsageError
+from .errors import DataError
 from .fingerprint import FrameHasher
-from .stages.predict import ON_INVALID, ChunkResult, Contract, rejected_error, score_chunk
-
-
-def check_policy(on_invalid: str, has_rejects: bool) -> None:
-    if on_invalid not in ON_INVALID:
-        raise UsageError(
-            f"--on-invalid {on_invalid!r} is not valid", hint=f"use one of {', '.join(ON_INVALID)}"
-        )
-    if on_invalid == "quarantine" and not has_rejects:
-        raise UsageError("--on-invalid quarantine needs a rejects file", hint="pass --rejects PATH")
+from .predict_cli import check_policy
+from .prefetch import prefetch
+from .stages.predict import ChunkResult, Contract, rejected_error, score_chunk
 
 
 class PredictionSink:
@@ -142,10 +135,10 @@ def run_prediction(
             rejects_writer.abort()
         raise
     isolate = on_invalid != "fail"
-    results = (
-        score_chunk(pipeline, c, contract, keep=keep, isolate=isolate) for c in with_columns(chunks)
-    )
-    return consume(sink, results)
+    # Three threads: read | validate + predict | write (here), a couple of chunks apart.
+    inputs = prefetch(with_columns(chunks), name="mlrepro-read")
+    scored = (score_chunk(pipeline, c, contract, keep=keep, isolate=isolate) for c in inputs)
+    return consume(sink, prefetch(scored, name="mlrepro-predict"))
 
 
 def with_columns(chunks: Iterable[Any]) -> Iterable[Any]:

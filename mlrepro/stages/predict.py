@@ -17,6 +17,7 @@ from ..transformers import missing_columns_error
 
 ON_INVALID = ("fail", "skip", "quarantine")
 MAX_REASONS = 5
+FINITE = "finite (no inf values)"
 
 
 @dataclass
@@ -30,11 +31,18 @@ class Contract:
     task: str = "regression"
     classes: list[Any] | None = None
     _schema: Any = None
+    _plan: Any = None
 
     def schema(self) -> Any:
         if self._schema is None:
             self._schema = validation_schema(self.schema_yaml, self.input_columns)
         return self._schema
+
+    def plan(self) -> list[tuple[str, str, bool, Any]]:
+        """Per column (name, kind, nullable, allowed values) for the vectorized fast path."""
+        if self._plan is None:
+            self._plan = fast_plan(self.schema())
+        return self._plan
 
 
 def _finite(series: pd.Series) -> pd.Series:
@@ -66,7 +74,7 @@ def validation_schema(schema_yaml: str, columns: list[str]) -> Any:
                 "float64",
                 nullable=col.nullable,
                 coerce=True,
-                checks=[pa.Check(_finite, error="finite (no inf values)")],
+                checks=[pa.Check(_finite, error=FINITE)],
             )
         elif "bool" in dtype:  # coercing to bool would turn any value into True/False
             checks = [pa.Check(_bool_like, error="boolean")]
@@ -74,6 +82,54 @@ def validation_schema(schema_yaml: str, columns: list[str]) -> Any:
         else:
             cols[name] = pa.Column(None, nullable=col.nullable, checks=col.checks)
     return pa.DataFrameSchema(cols, strict=False)
+
+
+def fast_plan(schema: Any) -> list[tuple[str, str, bool, Any]]:
+    """How ``fast_validate`` checks each column; kind "other" means: ask pandera."""
+    plan = []
+    for name, col in schema.columns.items():
+        checks = list(col.checks)
+        names = [c.error if c.error == FINITE else c.name for c in checks]
+        allowed = None
+        if col.dtype is not None and str(col.dtype) == "float64" and col.coerce:
+            kind = "number" if names == [FINITE] else "other"
+        elif col.dtype is None and not checks:
+            kind = "any"
+        elif col.dtype is None and names == ["isin"]:
+            kind, allowed = "isin", list(checks[0].statistics["allowed_values"])
+        else:
+            kind = "other"
+        plan.append((name, kind, bool(col.nullable), allowed))
+    return plan
+
+
+def fast_validate(chunk: pd.DataFrame, contract: Contract) -> pd.DataFrame | None:
+    """The coerced chunk if every row is certainly valid, else None (then pandera decides).
+
+    Conservative: it accepts only what the pandera schema accepts, and coerces the same way
+    (numbers to float64), so the happy path skips pandera's per-call overhead.
+    """
+    coerced = {}
+    for name, kind, nullable, allowed in contract.plan():
+        series = chunk[name]
+        if kind == "number":
+            if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+                return None
+            values = series.to_numpy(dtype="float64", na_value=np.nan)
+            if np.isinf(values).any() or (not nullable and np.isnan(values).any()):
+                return None
+            coerced[name] = pd.Series(values, index=series.index, name=name)
+        elif kind == "any":
+            if not nullable and series.isna().any():
+                return None
+        elif kind == "isin":
+            ok = series.isin(allowed)
+            ok = ok | series.isna() if nullable else ok
+            if not ok.all():
+                return None
+        else:
+            return None
+    return chunk.assign(**coerced) if coerced else chunk
 
 
 def _rule(check: Any) -> str:
@@ -96,6 +152,9 @@ def invalid_rows(chunk: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame,
     """Coerced chunk and {row position: reason}; reasons name column and rule, never values."""
     import pandera.errors as pe
 
+    fast = fast_validate(chunk, contract)
+    if fast is not None:
+        return fast, {}
     try:
         return contract.schema().validate(chunk, lazy=True), {}
     except pe.SchemaErrors as exc:
