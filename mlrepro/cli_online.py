@@ -35,7 +35,9 @@ def _need(module: str) -> None:
 def serve(
     bundle: BundleArg,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", help="Port to listen on (0: any free one).")
+    ] = 8000,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
     max_batch: Annotated[
         int, typer.Option("--max-batch", help="Most records per request (more: 413).")
@@ -85,9 +87,7 @@ def stream(
     ] = 1000,
     claim_idle_ms: Annotated[
         int,
-        typer.Option(
-            "--claim-idle-ms", help="Claim other consumers' messages pending this long."
-        ),
+        typer.Option("--claim-idle-ms", help="Claim other consumers' messages pending this long."),
     ] = 30_000,
     max_deliveries: Annotated[
         int,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -34,12 +34,16 @@ if TYPE_CHECKING:
 
 TOO_LARGE = "batch_too_large"  # error type that the server turns into 413
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-JsonScalar = Union[bool, int, float, str]  # a column whose type the schema does not pin
+JsonScalar = bool | int | float | str  # a column whose type the schema does not pin
 
 
 def _bool(value: Any) -> Any:
     # The CLI accepts True/False and their spellings "True"/"true"/"False"/"false".
-    return {"true": True, "false": False}.get(value.lower(), value) if isinstance(value, str) else value
+    return (
+        {"true": True, "false": False}.get(value.lower(), value)
+        if isinstance(value, str)
+        else value
+    )
 
 
 StrictBool = Annotated[bool, Strict(), BeforeValidator(_bool)]
@@ -70,7 +74,7 @@ class Column:
             base = int
         else:
             base = JsonScalar
-        return Optional[base] if self.nullable or self.is_id else base  # noqa: UP045
+        return base | None if self.nullable or self.is_id else base
 
     def describe(self) -> str:
         if self.is_id:
@@ -95,7 +99,10 @@ def columns_of(bundle: Bundle) -> list[Column]:
     """The request fields of a bundle: its input columns, then id columns not among them."""
     from .card import column_specs
 
-    cols = [Column(c.name, _kind(c.dtype, c.categories), c.nullable, c.categories) for c in bundle.columns]
+    cols = [
+        Column(c.name, _kind(c.dtype, c.categories), c.nullable, c.categories)
+        for c in bundle.columns
+    ]
     inputs = {c.name for c in cols}
     ids = [c for c in bundle.metadata.id_columns if c not in inputs]
     for spec in column_specs(bundle.contract.schema_yaml, ids):
@@ -144,14 +151,14 @@ class RequestModels:
         )
         records = Annotated[list[self.record], limit, Field(max_length=max_batch)]  # type: ignore[name-defined]
         self.batch = Annotated[
-            Union[Annotated[records, Tag("records")], Annotated[self.columnar, Tag("columns")]],
+            Annotated[records, Tag("records")] | Annotated[self.columnar, Tag("columns")],
             Discriminator(_shape),
         ]
 
     @staticmethod
     def _field(col: Column, typ: Any, listed: bool = False) -> tuple[Any, Any]:
         if col.is_id:
-            typ = Optional[typ]  # noqa: UP045
+            typ = typ | None
         field = Field(
             None if col.is_id else ...,
             alias=col.name,

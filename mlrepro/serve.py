@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,8 +34,10 @@ BYTES_PER_RECORD = 16 * 1024  # body limit per allowed record, on top of 1 MiB
 
 
 class IssueBody(BaseModel):
-    record: Optional[int] = Field(description="0-based position of the record; null: the whole request")  # noqa: UP045, E501
-    field: Optional[str] = Field(description="the input column, when the issue is about one")  # noqa: UP045
+    """One refused record (or the whole request when ``record`` is null) and why."""
+
+    record: int | None = Field(description="0-based position of the record")
+    field: str | None = Field(description="the input column, when the issue is about one")
     reason: str
 
 
@@ -44,7 +46,7 @@ class ErrorBody(BaseModel):
 
     error: str
     message: str
-    hint: Optional[str] = None  # noqa: UP045
+    hint: str | None = None
     issues: list[IssueBody] = []
 
 
@@ -54,7 +56,11 @@ def _json(payload: Any, status: int = 200) -> Response:
 
 
 def error_response(
-    status: int, error: str, message: str, hint: str | None, issues: list[Issue] = ()  # type: ignore[assignment]
+    status: int,
+    error: str,
+    message: str,
+    hint: str | None,
+    issues: list[Issue] = (),  # type: ignore[assignment]
 ) -> Response:
     listed = [i.to_dict() for i in issues[:MAX_ISSUES]]
     if len(issues) > MAX_ISSUES:
@@ -127,14 +133,14 @@ class BodyLimit:
 
 def _response_model(bundle: "Bundle", scorer: Scorer, models: RequestModels) -> type[BaseModel]:
     task = bundle.metadata.task
-    label: Any = float if task == "regression" else Union[bool, int, float, str]
+    label: Any = float if task == "regression" else bool | int | float | str
     fields: dict[str, Any] = {
         f"c{i}": (Any, Field(None, alias=c.name, description="id column, when sent"))
         for i, c in enumerate(models.ids)
     }
-    fields["prediction"] = (Optional[label], ...)  # noqa: UP045
+    fields["prediction"] = (label | None, ...)
     for j, name in enumerate(scorer.proba_names):
-        fields[f"p{j}"] = (Optional[float], Field(..., alias=name))  # noqa: UP045
+        fields[f"p{j}"] = (float | None, Field(..., alias=name))
     row = create_model(f"{models.record.__name__[:-6]}Prediction", **fields)
     return create_model(
         f"{models.record.__name__[:-6]}Predictions",
@@ -142,7 +148,7 @@ def _response_model(bundle: "Bundle", scorer: Scorer, models: RequestModels) -> 
         bundle_fingerprint=(str, Field(description="fingerprint of the bundle file")),
         count=(int, ...),
         predictions=(
-            Union[list[row], dict[str, list[Any]]],  # type: ignore[valid-type]
+            list[row] | dict[str, list[Any]],  # type: ignore[valid-type]
             Field(description="one object per record; one list per column for columnar input"),
         ),
     )
@@ -187,11 +193,15 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
     app = FastAPI(
         title=f"{m.project} (mlrepro)",
         version=bundle.fingerprint[:15],
-        description=(f"{m.raw.get('description') or ''}\n\n{m.task} model of `{m.target}`, "
-                     f"model fingerprint `{m.model_fingerprint}`.").strip(),
+        description=(
+            f"{m.raw.get('description') or ''}\n\n{m.task} model of `{m.target}`, "
+            f"model fingerprint `{m.model_fingerprint}`."
+        ).strip(),
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, limit=(1 << 20) + max_batch * BYTES_PER_RECORD, max_batch=max_batch)
+    app.add_middleware(
+        BodyLimit, limit=(1 << 20) + max_batch * BYTES_PER_RECORD, max_batch=max_batch
+    )
     errors = {422: {"model": ErrorBody}, 413: {"model": ErrorBody}}
 
     @app.exception_handler(RequestValidationError)

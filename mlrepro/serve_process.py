@@ -54,7 +54,9 @@ def bind(host: str, port: int) -> socket.socket:
         ) from None
     except (socket.gaierror, OverflowError) as exc:
         sock.close()
-        raise UsageError(f"cannot listen on {host}:{port} ({exc})", hint="check --host/--port") from None
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({exc})", hint="check --host/--port"
+        ) from None
     sock.set_inheritable(True)
     return sock
 
@@ -124,7 +126,9 @@ def run(
     if workers == 1:
         from .serve import create_app
 
-        server = uvicorn.Server(uvicorn.Config(create_app(bundle, max_batch=spec.max_batch), **options))
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(bundle, max_batch=spec.max_batch), **options)
+        )
         _say(f"listening on {where} (1 process; docs at {where}/docs)")
         with _graceful_signals():
             server.run(sockets=[sock])
@@ -136,7 +140,9 @@ def run(
 
     del bundle  # each worker loads its own copy, pinned to the fingerprint verified here
     os.environ[SPEC_ENV] = json.dumps(asdict(pinned))
-    config = uvicorn.Config("mlrepro.serve_process:app_from_env", factory=True, workers=workers, **options)
+    config = uvicorn.Config(
+        "mlrepro.serve_process:app_from_env", factory=True, workers=workers, **options
+    )
     _say(f"listening on {where} ({workers} worker processes; docs at {where}/docs)")
     supervisor = Multiprocess(config, sockets=[sock])
     supervisor.run()

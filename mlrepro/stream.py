@@ -40,7 +40,7 @@ class StreamSpec:
 
 
 class _Stop(BaseException):
-    """Raised by the signal handler while waiting for messages (never mid-batch)."""
+    """Raised by the signal handler only while pausing between retries (never mid-read)."""
 
 
 def _say(message: str) -> None:
@@ -69,7 +69,9 @@ def connect(url: str) -> Any:
         client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
         client.ping()
     except ValueError as exc:
-        raise UsageError(f"--redis {url!r} is not a Redis URL ({exc})", hint="e.g. redis://localhost:6379/0") from None
+        raise UsageError(
+            f"--redis {url!r} is not a Redis URL ({exc})", hint="e.g. redis://localhost:6379/0"
+        ) from None
     except redis.RedisError as exc:
         raise SourceError(
             f"cannot reach Redis at {_safe(url)} ({type(exc).__name__}: {exc})",
@@ -163,19 +165,17 @@ class Consumer:
 
     # ------------------------------------------------------------------ reading
     def _read(self, start: str, block: bool) -> list[tuple[bytes, dict]]:
-        self.waiting = block
-        try:
-            if self.stopping:
-                return []
-            reply = self.client.xreadgroup(
-                self.spec.group,
-                self.name,
-                {self.spec.input: start},
-                count=self.spec.batch,
-                block=self.spec.block_ms if block else None,
-            )
-        finally:
-            self.waiting = False
+        # A stop request never interrupts a read: messages the server hands out are pending
+        # for us, so the batch is finished and acknowledged first (waits <= block_ms).
+        if self.stopping:
+            return []
+        reply = self.client.xreadgroup(
+            self.spec.group,
+            self.name,
+            {self.spec.input: start},
+            count=self.spec.batch,
+            block=self.spec.block_ms if block else None,
+        )
         return reply[0][1] if reply else []
 
     def _drain_own(self) -> None:
@@ -256,7 +256,9 @@ class Consumer:
             return self.adapter.validate_python(record)
         except ValidationError as exc:
             issues = issues_from_errors(exc.errors(include_url=False))
-            raise ValueError("; ".join(f"{i.field or 'record'}: {i.reason}" for i in issues)) from None
+            raise ValueError(
+                "; ".join(f"{i.field or 'record'}: {i.reason}" for i in issues)
+            ) from None
 
     def _score(self, records: list, ids: list[str], raw: dict) -> dict[str, codec.Outcome]:
         if not records:
@@ -284,7 +286,9 @@ class Consumer:
         keys = [self.spec.input, self.spec.output, self.spec.dead]
         flags = self.write(keys=keys, args=codec.script_args(self.spec.group, outcomes))
         for outcome, written in zip(outcomes, flags, strict=True):
-            kind = "already_done" if not written else "dead_lettered" if outcome.dead else "predicted"
+            kind = (
+                "already_done" if not written else "dead_lettered" if outcome.dead else "predicted"
+            )
             self.counts[kind] += 1
 
 

@@ -162,26 +162,27 @@ def test_schemathesis_finds_no_server_errors(server):
         response_schema_conformance,
     ]
     seen: dict[str, set[int]] = {}
+
+    def fuzzer(op, mode):
+        @given(case=op.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=40 if op.method.upper() == "POST" else 3,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],
+        )
+        def fuzz(case):
+            response = case.call(base_url=base)
+            seen.setdefault(op.path, set()).add(response.status_code)
+            case.validate_response(response, checks=checks)
+
+        return fuzz
+
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} == {"/health", "/ready", "/metadata", "/predict"}
     for op in operations:
-        modes = [GenerationMode.POSITIVE]
+        fuzzer(op, GenerationMode.POSITIVE)()
         if op.method.upper() == "POST":
-            modes.append(GenerationMode.NEGATIVE)
-        for mode in modes:
-
-            @given(case=op.as_strategy(generation_mode=mode))
-            @settings(
-                max_examples=40 if op.method.upper() == "POST" else 3,
-                deadline=None,
-                derandomize=True,
-                suppress_health_check=list(HealthCheck),
-                phases=[Phase.explicit, Phase.generate],
-            )
-            def fuzz(case):
-                response = case.call(base_url=base)
-                seen.setdefault(op.path, set()).add(response.status_code)
-                case.validate_response(response, checks=checks)
-
-            fuzz()
+            fuzzer(op, GenerationMode.NEGATIVE)()
     assert 200 in seen["/predict"] and 422 in seen["/predict"], seen

@@ -1,4 +1,4 @@
-"""The serving shortcut gives the CLI's verdicts: property tests against Bundle.validate."""
+"""Serving scores like the CLI: verdicts and reasons of Bundle.validate, same predictions."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mlrepro import load_bundle
 from mlrepro.records import RequestModels
-from mlrepro.scoring import Scorer, compile_rules
+from mlrepro.scoring import Scorer
 
 
 @pytest.fixture(scope="module")
@@ -53,24 +53,8 @@ def frames(bundle, max_rows: int = 6):
     return build()
 
 
-def cli_verdicts(bundle, frame) -> list[bool]:
-    reasons = bundle.validate(frame).reasons
-    return [i not in reasons for i in range(len(frame))]
-
-
-def test_the_example_contracts_compile_to_fast_rules(diabetes, cancer):
-    for bundle in (diabetes, cancer):
-        rules = compile_rules(bundle.contract.schema())
-        assert rules is not None
-        assert {r.column for r in rules} == set(bundle.metadata.input_columns)
-    kinds = {r.column: (r.kind, r.nullable) for r in compile_rules(diabetes.contract.schema())}
-    assert kinds["clinic"] == ("isin", False)
-    assert kinds["bmi"] == ("number", True)
-    assert kinds["age"] == ("number", False)
-
-
-@pytest.mark.parametrize(("name", "examples"), [("diabetes", 30), ("cancer", 10)])
-def test_fast_checks_agree_with_the_cli_validator(request, name, examples):
+@pytest.mark.parametrize(("name", "examples"), [("diabetes", 20), ("cancer", 8)])
+def test_verdicts_and_reasons_are_the_cli_validators(request, name, examples):
     bundle = request.getfixturevalue(name)
     scorer = Scorer(bundle)
 
@@ -78,27 +62,31 @@ def test_fast_checks_agree_with_the_cli_validator(request, name, examples):
     @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(frame=frames(bundle))
     def agree(frame):
-        mask = scorer.valid_mask(frame)
-        assert mask is not None
-        assert mask.tolist() == cli_verdicts(bundle, frame)
+        with np.errstate(over="ignore"):
+            scored = scorer.score(frame)
+        reasons = bundle.validate(frame).reasons
+        model_rejected = {p for p, why in scored.rejects.items() if "model rejected" in why}
+        assert {p: w for p, w in scored.rejects.items() if p not in model_rejected} == reasons
+        assert scored.positions == [i for i in range(len(frame)) if i not in scored.rejects]
 
     agree()
 
 
-def test_uncoerced_columns_are_left_to_the_cli_validator(diabetes):
-    frame = pd.DataFrame({c: ["1.5"] for c in diabetes.metadata.input_columns})
-    frame["clinic"] = ["north"]
-    assert Scorer(diabetes).valid_mask(frame) is None
+def test_text_numbers_are_coerced_like_the_cli_does(diabetes, new_visits):
+    frame = pd.DataFrame(new_visits[:3])[list(diabetes.metadata.input_columns)]
+    as_text = frame.astype(object).map(lambda v: None if v != v else str(v))
+    scored = Scorer(diabetes).score(as_text)
+    expected = diabetes.predict(frame)["prediction"].tolist()
+    assert [r["prediction"] for r in scored.rows] == expected
 
 
-def test_unknown_checks_disable_the_shortcut_but_not_the_answers(diabetes, new_visits):
+def test_the_full_cli_path_gives_the_same_answers(diabetes, new_visits, monkeypatch):
     models = RequestModels(diabetes, max_batch=100)
-    batch = [models.record.model_validate(r) for r in new_visits]
-    frame, ids = models.frame(batch)
-    fast = Scorer(diabetes)
-    slow = Scorer(diabetes)
-    slow.rules = None
-    assert fast.score(frame, ids).rows == slow.score(frame, ids).rows
+    frame, ids = models.frame([models.record.model_validate(r) for r in new_visits])
+    fast = Scorer(diabetes).score(frame, ids)
+    monkeypatch.setattr("mlrepro.stages.predict.fast_validate", lambda *_: None)
+    slow = Scorer(diabetes).score(frame, ids)
+    assert fast.rows == slow.rows and fast.positions == slow.positions
 
 
 def test_valid_batches_skip_the_slow_path(diabetes, new_visits, monkeypatch):

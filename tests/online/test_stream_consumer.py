@@ -43,9 +43,7 @@ def consumer(client, streams, redis_url, bundle, **kw) -> Consumer:
 
 
 def entries(client, key) -> list[dict[str, str]]:
-    return [
-        {k.decode(): v.decode() for k, v in fields.items()} for _, fields in client.xrange(key)
-    ]
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in client.xrange(key)]
 
 
 def test_records_become_predictions_and_bad_ones_dead_letters(
