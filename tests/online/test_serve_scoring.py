@@ -65,6 +65,8 @@ def test_verdicts_and_reasons_are_the_cli_validators(request, name, examples):
         with np.errstate(over="ignore"):
             scored = scorer.score(frame)
         reasons = bundle.validate(frame).reasons
+        # the shortcut never passes a batch the CLI rejects (nor, here, the other way round)
+        assert scorer.certainly_valid(frame) == (not reasons)
         model_rejected = {p for p, why in scored.rejects.items() if "model rejected" in why}
         assert {p: w for p, w in scored.rejects.items() if p not in model_rejected} == reasons
         assert scored.positions == [i for i in range(len(frame)) if i not in scored.rejects]
@@ -84,8 +86,9 @@ def test_the_full_cli_path_gives_the_same_answers(diabetes, new_visits, monkeypa
     models = RequestModels(diabetes, max_batch=100)
     frame, ids = models.frame([models.record.model_validate(r) for r in new_visits])
     fast = Scorer(diabetes).score(frame, ids)
-    monkeypatch.setattr("mlrepro.stages.predict.fast_validate", lambda *_: None)
-    slow = Scorer(diabetes).score(frame, ids)
+    slow_scorer = Scorer(diabetes)
+    monkeypatch.setattr(slow_scorer, "certainly_valid", lambda *_: False)
+    slow = slow_scorer.score(frame, ids)
     assert fast.rows == slow.rows and fast.positions == slow.positions
 
 
