@@ -12,6 +12,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = ("diabetes", "breast_cancer")
+sys.path.insert(0, str(REPO))  # this checkout's mlrepro, like the processes started here
 
 
 def env() -> dict[str, str]:
@@ -50,14 +51,16 @@ def start(args: list[str], ready: str, timeout: float = 120) -> tuple[subprocess
     proc = subprocess.Popen(args, env=env(), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
     assert proc.stderr is not None
+    seen = []
     for line in proc.stderr:
+        seen.append(line)
         if ready in line:  # keep draining stderr so the process never blocks on it
             threading.Thread(target=proc.stderr.read, daemon=True).start()
             return proc, line
         if time.monotonic() > deadline:
             break
     proc.kill()
-    raise SystemExit(f"{args[:4]} did not print {ready!r}")
+    raise SystemExit(f"{args[:4]} did not print {ready!r}:\n{''.join(seen[-20:])}")
 
 
 def stop(proc: subprocess.Popen) -> None:

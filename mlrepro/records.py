@@ -21,7 +21,6 @@ from pydantic import (
     Field,
     Strict,
     Tag,
-    ValidationError,
     create_model,
     model_validator,
 )
@@ -54,7 +53,7 @@ class Column:
     """One request field: the column, its JSON kind and whether null is allowed."""
 
     name: str
-    kind: str  # number | category | text | bool | scalar
+    kind: str  # number | category | text | bool | integer (ids only) | scalar
     nullable: bool
     categories: tuple[Any, ...] | None = None
     is_id: bool = False
@@ -269,15 +268,3 @@ def issues_from_reasons(reasons: dict[int, str]) -> list[Issue]:
             else:
                 out.append(Issue(record, None, part))
     return out
-
-
-__all__ = [
-    "TOO_LARGE",
-    "Column",
-    "Issue",
-    "RequestModels",
-    "ValidationError",
-    "columns_of",
-    "issues_from_errors",
-    "issues_from_reasons",
-]

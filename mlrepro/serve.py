@@ -10,9 +10,7 @@ schema (``records.RequestModels``). Bad input is answered with 422 and per-recor
 reasons, an oversize batch with 413; a 500 means a bug, never bad input.
 """
 
-import json
 import logging
-from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,111 +22,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .records import TOO_LARGE, Issue, RequestModels, issues_from_errors, issues_from_reasons
 from .scoring import Scorer
+from .serve_errors import (
+    BodyLimit,
+    ErrorBody,
+    error_response,
+    invalid_response,
+    json_response,
+    too_large_response,
+)
 
 if TYPE_CHECKING:
     from .api import Bundle
 
 log = logging.getLogger("mlrepro.serve")
-MAX_ISSUES = 200  # listed in one 422 answer
 BYTES_PER_RECORD = 16 * 1024  # body limit per allowed record, on top of 1 MiB
-
-
-class IssueBody(BaseModel):
-    """One refused record (or the whole request when ``record`` is null) and why."""
-
-    record: int | None = Field(description="0-based position of the record")
-    field: str | None = Field(description="the input column, when the issue is about one")
-    reason: str
-
-
-class ErrorBody(BaseModel):
-    """Every error answer: what went wrong, what to do, and per-record issues if any."""
-
-    error: str
-    message: str
-    hint: str | None = None
-    issues: list[IssueBody] = []
-
-
-def _json(payload: Any, status: int = 200) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return Response(body.encode("utf-8"), status_code=status, media_type="application/json")
-
-
-def error_response(
-    status: int,
-    error: str,
-    message: str,
-    hint: str | None,
-    issues: list[Issue] = (),  # type: ignore[assignment]
-) -> Response:
-    listed = [i.to_dict() for i in issues[:MAX_ISSUES]]
-    if len(issues) > MAX_ISSUES:
-        message += f" (first {MAX_ISSUES} of {len(issues)} issues listed)"
-    return _json({"error": error, "message": message, "hint": hint, "issues": listed}, status)
-
-
-def invalid_response(issues: list[Issue], total: int | None) -> Response:
-    records = {i.record for i in issues if i.record is not None}
-    if records and all(i.record is not None for i in issues):
-        of = f" of {total}" if total is not None else ""
-        message = f"{len(records)}{of} record(s) are invalid"
-    else:
-        message = "the request body is invalid"
-    hint = "fix the listed fields; GET /metadata (or /docs) shows each column's type and values"
-    return error_response(422, "invalid_input", message, hint, issues)
-
-
-def too_large_response(limit: int, what: str) -> Response:
-    return error_response(
-        413,
-        "too_large",
-        f"{what} exceeds the limit of {limit} record(s) per request",
-        "send smaller batches, or start the server with a larger --max-batch",
-    )
-
-
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413 before reading."""
-
-    def __init__(self, app: Any, limit: int, max_batch: int) -> None:
-        self.app, self.limit, self.max_batch = app, limit, max_batch
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None:
-            if length.isdigit() and int(length) > self.limit:
-                return await self._refuse(scope, receive, send)
-            return await self.app(scope, receive, send)
-        chunks, size, more = [], 0, True
-        while more:  # chunked body: buffer it (up to the limit) and replay it
-            message = await receive()
-            if message["type"] != "http.request":
-                return None
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            if size > self.limit:
-                return await self._refuse(scope, receive, send)
-        body = b"".join(chunks)
-
-        async def replay() -> dict:
-            nonlocal body
-            out, body = body, b""
-            return {"type": "http.request", "body": out, "more_body": False}
-
-        return await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: dict, receive: Callable, send: Callable) -> None:
-        response = error_response(
-            413,
-            "too_large",
-            f"the request body is larger than {self.limit} bytes",
-            f"send at most {self.max_batch} records per request, or raise --max-batch",
-        )
-        await response(scope, receive, send)
 
 
 def _response_model(bundle: "Bundle", scorer: Scorer, models: RequestModels) -> type[BaseModel]:
@@ -176,7 +83,7 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
     """The API for ``bundle`` (already loaded and verified)."""
     models = RequestModels(bundle, max_batch=max_batch)
     scorer = Scorer(bundle)
-    meta = _json(_metadata(bundle, models, scorer)).body
+    meta = json_response(_metadata(bundle, models, scorer)).body
     fingerprints = {
         "model_fingerprint": bundle.model_fingerprint,
         "bundle_fingerprint": bundle.fingerprint,
@@ -233,8 +140,8 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
     @app.get("/ready", summary="Readiness: the model is loaded and verified", responses={503: {}})
     def ready() -> Response:
         if not state["ready"]:
-            return _json({"ready": False, **fingerprints}, 503)
-        return _json({"ready": True, "project": m.project, **fingerprints})
+            return json_response({"ready": False, **fingerprints}, 503)
+        return json_response({"ready": True, "project": m.project, **fingerprints})
 
     @app.get("/metadata", summary="Fingerprints, feature order, input schema, metrics, card")
     def metadata() -> Response:
@@ -257,9 +164,6 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
         if not isinstance(batch, list):
             names = [*ids, "prediction", *scorer.proba_names]
             rows = {k: [r[k] for r in scored.rows] for k in names}
-        return _json({**fingerprints, "count": len(frame), "predictions": rows})
+        return json_response({**fingerprints, "count": len(frame), "predictions": rows})
 
     return app
-
-
-Handler = Callable[[Request], Awaitable[Response]]

@@ -135,6 +135,19 @@ def test_oversize_bodies_get_413_before_parsing(client):
     assert "larger than" in r.json()["message"]
 
 
+def test_chunked_bodies_are_limited_too(client, new_visits):
+    def chunks(*parts: bytes):
+        yield from parts
+
+    big = chunks(b"[", b" " * (1 << 20), b" " * (1 << 20), b"]")
+    r = client.post("/predict", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    small = chunks(b"[", json.dumps(new_visits[0]).encode(), b"]")
+    r = client.post("/predict", content=small, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["count"] == 1
+
+
 @pytest.mark.parametrize(
     "body",
     [
