@@ -144,6 +144,11 @@ class Consumer:
                 _say(f"lost the connection to Redis ({exc}); retrying in {backoff:g} s")
                 self._pause(backoff)
                 backoff, drained = min(backoff * 2, 10.0), False
+            except redis.ResponseError as exc:  # e.g. the group was deleted meanwhile
+                raise SourceError(
+                    f"Redis refused a command on {self.spec.input!r}: {exc}",
+                    hint="check the stream and its consumer group (redis-cli XINFO GROUPS KEY)",
+                ) from None
         return self.counts
 
     def _round(self) -> None:
@@ -211,7 +216,12 @@ class Consumer:
 
     def _deliveries(self, ids: list[str]) -> dict[str, int]:
         pending = self.client.xpending_range(
-            self.spec.input, self.spec.group, min=ids[0], max=ids[-1], count=len(ids) * 4
+            self.spec.input,
+            self.spec.group,
+            min=ids[0],  # entries come in id order
+            max=ids[-1],
+            count=len(ids) * 2,
+            consumername=self.name,
         )
         wanted = set(ids)
         return {

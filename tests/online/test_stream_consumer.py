@@ -140,3 +140,25 @@ def test_classifier_outputs_carry_probabilities(client, streams, redis_url, bund
     assert int(out["prediction"]) == want["prediction"]
     assert float(out["proba_1"]) == want["proba_1"]
     assert int(out["biopsy_id"]) == want["biopsy_id"]
+
+
+def test_a_deleted_group_is_a_clear_error(client, streams, redis_url, diabetes):
+    from mlrepro.errors import SourceError
+
+    c = consumer(client, streams, redis_url, diabetes)
+    client.xgroup_destroy(streams["input"], "mlrepro")
+    with pytest.raises(SourceError, match="Redis refused a command on .*NOGROUP") as info:
+        c.run()
+    assert "XINFO GROUPS" in info.value.hint
+
+
+def test_a_lost_connection_is_retried_not_fatal(client, streams, redis_url, diabetes, capsys):
+    import threading
+
+    import redis
+
+    c = consumer(client, streams, redis_url, diabetes)
+    c.client = redis.Redis(port=1, socket_connect_timeout=1)  # nothing listens there
+    threading.Timer(1.0, lambda: setattr(c, "stopping", True)).start()
+    assert c.run()["read"] == 0  # returned once asked to stop, after retrying
+    assert "lost the connection to Redis" in capsys.readouterr().err
