@@ -5,16 +5,22 @@
                                      [--workdir DIR]
 
 Both servers run under uvicorn on loopback, one process each, access log off. The baseline
-(``baseline``) loads the same bundle and answers ``POST /predict`` with
-``pipeline.predict`` (and ``predict_proba`` for a classifier: the same work mlrepro does) on
-``pandas.DataFrame(records)``: no schema, no validation, no ids, no fingerprints. mlrepro
-validates every record (generated request model + the CLI's contract) and answers with ids
-and fingerprints.
+server loads the same bundle and calls ``pipeline.predict`` (and ``predict_proba`` for a
+classifier: the same work mlrepro does) with no schema, no validation, no ids and no
+fingerprints, on a frame built two ways:
+
+* ``baseline``: ``pandas.DataFrame(records)[columns]``, the usual minimal endpoint;
+* ``tuned``: one numpy float64 array (or list) per column, the way mlrepro builds its frame,
+  so only validation and the answer's extras separate it from mlrepro.
+
+mlrepro validates every record (generated request model + the CLI's contract) and answers
+with ids and fingerprints.
 
 For each model and batch size (records per request), ``--clients`` threads send requests
 over keep-alive connections for ``--seconds``; the contenders alternate for ``--rounds``
 rounds (so background load hits both alike) and the median round is reported: requests/s,
-p50 and p99 latency, and the throughput ratio mlrepro / baseline (target >= 0.8).
+p50 and p99 latency, and the throughput ratios mlrepro / baseline (target >= 0.8) and
+mlrepro / tuned.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ BASELINE = textwrap.dedent(
     """A minimal FastAPI endpoint calling the fitted pipeline directly, no validation."""
     import os
 
+    import numpy as np
     import pandas as pd
     from fastapi import FastAPI
 
@@ -43,16 +50,27 @@ BASELINE = textwrap.dedent(
     model = load_bundle(os.environ["BENCH_BUNDLE"], check_environment=False)
     pipeline, columns = model.pipeline, list(model.metadata.input_columns)
     proba = model.metadata.task == "classification"
+    numeric = {c.name for c in model.columns if c.dtype.startswith(("float", "int"))}
     app = FastAPI()
 
 
-    @app.post("/predict")
-    def predict(records: list[dict]):
-        X = pd.DataFrame(records)[columns]
+    def answer(X):
         out = {"predictions": pipeline.predict(X).tolist()}
         if proba:
             out["proba"] = pipeline.predict_proba(X).tolist()
         return out
+
+
+    @app.post("/predict")
+    def predict(records: list[dict]):
+        return answer(pd.DataFrame(records)[columns])
+
+
+    @app.post("/tuned")
+    def tuned(records: list[dict]):
+        data = {c: [r[c] for r in records] for c in columns}
+        return answer(pd.DataFrame({c: np.array(v, "float64") if c in numeric else v
+                                    for c, v in data.items()}))
     '''
 )
 
@@ -78,7 +96,7 @@ def serve_baseline(bundle: Path, workdir: Path) -> tuple[object, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def load(base: str, body: list[dict], seconds: float, clients: int) -> dict[str, float]:
+def load(base: str, path: str, body: list[dict], seconds: float, clients: int) -> dict[str, float]:
     """Requests/s and latency percentiles (ms) of ``clients`` threads for ``seconds``."""
     import httpx
 
@@ -89,11 +107,11 @@ def load(base: str, body: list[dict], seconds: float, clients: int) -> dict[str,
 
     def worker(i: int) -> None:
         with httpx.Client(base_url=base, timeout=60) as client:
-            client.post("/predict", json=body)  # warm the connection
+            client.post(path, json=body)  # warm the connection
             while time.perf_counter() < start_at:
                 time.sleep(0.001)
             while (t0 := time.perf_counter()) < stop_at:
-                r = client.post("/predict", json=body)
+                r = client.post(path, json=body)
                 latencies[i].append(time.perf_counter() - t0)
                 errors[i] += r.status_code != 200
 
@@ -125,29 +143,34 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"# {args.clients} client threads, {args.seconds:g} s per round, median of {args.rounds}")
     print(f"{'model':<14} {'batch':>5}  {'contender':<9} {'req/s':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8}  {'ratio':>5}")  # fmt: skip
+          f"{'p99 ms':>8}  mlrepro/this")  # fmt: skip
     for name in args.models.split(","):
         bundle = util.bundle(name, workdir)
         records = util.records(name)
-        servers = {"baseline": serve_baseline(bundle, workdir), "mlrepro": serve_mlrepro(bundle)}
+        baseline, mlrepro = serve_baseline(bundle, workdir), serve_mlrepro(bundle)
+        targets = {
+            "baseline": (baseline[1], "/predict"),
+            "tuned": (baseline[1], "/tuned"),
+            "mlrepro": (mlrepro[1], "/predict"),
+        }
         try:
             for size in (int(s) for s in args.sizes.split(",")):
                 body = (records * (size // len(records) + 1))[:size]
-                runs: dict[str, list[dict[str, float]]] = {k: [] for k in servers}
+                runs: dict[str, list[dict[str, float]]] = {k: [] for k in targets}
                 for _ in range(args.rounds):
-                    for key, (_, base) in servers.items():
-                        runs[key].append(load(base, body, args.seconds, args.clients))
+                    for key, (base, path) in targets.items():
+                        runs[key].append(load(base, path, body, args.seconds, args.clients))
                 med = {
                     k: {m: statistics.median(r[m] for r in v) for m in ("rps", "p50", "p99")}
                     for k, v in runs.items()
                 }
-                ratio = med["mlrepro"]["rps"] / med["baseline"]["rps"]
                 for key, m in med.items():
-                    shown = f"{ratio:5.2f}" if key == "mlrepro" else ""
+                    ratio = med["mlrepro"]["rps"] / m["rps"]
+                    shown = f"{ratio:12.2f}" if key != "mlrepro" else ""
                     print(f"{name:<14} {size:>5}  {key:<9} {m['rps']:8.1f} {m['p50']:8.2f} "
-                          f"{m['p99']:8.2f}  {shown:>5}", flush=True)  # fmt: skip
+                          f"{m['p99']:8.2f}  {shown}", flush=True)  # fmt: skip
         finally:
-            for proc, _ in servers.values():
+            for proc, _ in (baseline, mlrepro):
                 util.stop(proc)
 
 
