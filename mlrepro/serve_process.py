@@ -25,6 +25,7 @@ from .errors import MlreproError, UsageError
 
 SPEC_ENV = "MLREPRO_SERVE_SPEC"  # how worker processes learn what to load
 STARTUP_FAILURE = 3  # uvicorn's exit code for a worker that could not start
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,8 @@ def run(
         raise UsageError(f"--workers {workers} is not valid", hint="use 1 or more worker processes")
     if spec.max_batch < 1:
         raise UsageError(f"--max-batch {spec.max_batch} is not valid", hint="use 1 or more")
+    if log_level not in LOG_LEVELS:
+        raise UsageError(f"--log-level {log_level} is not valid", hint=f"use one of {LOG_LEVELS}")
     bundle = load(spec, _say)
     pinned = ServeSpec(str(Path(spec.bundle).resolve()), bundle.fingerprint, spec.max_batch)
     sock = bind(host, port)

@@ -70,6 +70,7 @@ def test_a_missing_bundle_is_exit_4(tmp_path):
     [
         (["serve", "--workers", "0"], "--workers 0 is not valid"),
         (["serve", "--max-batch", "0"], "--max-batch 0 is not valid"),
+        (["serve", "--log-level", "loud"], "--log-level loud is not valid"),
         (["stream", "--input", "a", "--output", "b", "--batch", "0"], "--batch 0 is not valid"),
         (["stream", "--input", "a", "--output", "a"], "must be three different streams"),
         (["stream", "--input", "a", "--output", "b", "--redis", "http://x"], "not a Redis URL"),
