@@ -317,7 +317,14 @@ class Bundle:
             warn=warn,
         )
         return PredictionSummary(
-            **{k: summary.get(k) for k in PredictionSummary.__dataclass_fields__}
+            rows=summary["rows"],
+            predicted=summary["predicted"],
+            rejected=summary["rejected"],
+            fingerprint=summary["fingerprint"],
+            model_fingerprint=summary["model_fingerprint"],
+            output=summary["output"],
+            rejects=summary.get("rejects"),
+            engine=summary["engine"],
         )
 
     def environment_diff(self) -> list[str]:

@@ -25,11 +25,12 @@ def _emit_json(data: Any) -> None:
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def bundle(
@@ -106,7 +107,7 @@ def bundle_predict(path: Path, ui: Any, io: dict[str, Any], expect: str | None) 
     import warnings
 
     from .api import load_bundle
-    from .predict_cli import CHECKED, check_io, predict_io
+    from .predict_cli import CHECKED, check_io, known_rows, predict_io
 
     check_io(**{k: v for k, v in io.items() if k in CHECKED}, default_url=None)
     with warnings.catch_warnings(record=True) as caught:
@@ -119,7 +120,7 @@ def bundle_predict(path: Path, ui: Any, io: dict[str, Any], expect: str | None) 
         model.contract,
         root=Path.cwd(),
         default_url=None,
-        on_progress=ui.progress("predict"),
+        on_progress=ui.progress("predict", known_rows(io.get("input"))),
         warn=lambda msg: ui.report("warn", "predict", msg),
         **io,
     )

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 from .errors import EXIT_SOURCE, MlreproError, UsageError
@@ -150,7 +150,7 @@ def _scored(
     chunks: Iterable[Any],
     keep: tuple[str, ...],
     isolate: bool,
-) -> Iterator[ChunkResult]:
+) -> Generator[ChunkResult, None, None]:
     """Scored chunks in input order, with a bounded number in flight."""
     window = max(2, 2 * sum(client.nthreads().values()))
     model = client.scatter(pipeline, broadcast=True, hash=False)

@@ -12,9 +12,9 @@ from typing import Any
 
 from .errors import UsageError
 from .manifest import Manifest
+from .prediction import check_policy
 
 ENGINES = ("local", "dask")
-ON_INVALID = ("fail", "skip", "quarantine")
 CHECKED = (
     "input",
     "query",
@@ -28,16 +28,6 @@ CHECKED = (
     "workers",
     "url",
 )
-
-
-def check_policy(on_invalid: str, has_rejects: bool) -> None:
-    """Refuse an unknown ``--on-invalid`` policy, or quarantine without a rejects file."""
-    if on_invalid not in ON_INVALID:
-        raise UsageError(
-            f"--on-invalid {on_invalid!r} is not valid", hint=f"use one of {', '.join(ON_INVALID)}"
-        )
-    if on_invalid == "quarantine" and not has_rejects:
-        raise UsageError("--on-invalid quarantine needs a rejects file", hint="pass --rejects PATH")
 
 
 def check_io(
@@ -168,6 +158,18 @@ def predict_io(
     return summary
 
 
+def known_rows(input: Path | None) -> int | None:
+    """Row count of a parquet input (from its footer) for the progress bar; else None."""
+    if input is None or Path(input).suffix.lower() not in (".parquet", ".pq"):
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(input).metadata.num_rows)
+    except Exception:  # unreadable: read_chunks reports it properly
+        return None
+
+
 def adhoc_predict(m: Manifest, ui: Any, **io: Any) -> dict[str, Any]:
     """Predict with the project's trained pipeline (``mlrepro predict --input ...``)."""
     from .runner import Runner
@@ -181,7 +183,7 @@ def adhoc_predict(m: Manifest, ui: Any, **io: Any) -> dict[str, Any]:
         contract,
         root=m.root,
         default_url=m.source.url,
-        on_progress=ui.progress("predict"),
+        on_progress=ui.progress("predict", known_rows(io.get("input"))),
         warn=lambda msg: ui.report("warn", "predict", msg),
         **io,
     )

@@ -1,20 +1,34 @@
 """Run a fitted pipeline over chunks of input and write outputs incrementally.
 
-Scoring a chunk (``stages.predict.score_chunk``) is separate from applying the
-``--on-invalid`` policy and writing (``PredictionSink``), so the local engine and the Dask
-engine (``dask_engine``) share the writing side and produce identical outputs.
+Scoring a chunk (``stages.predict``) is separate from applying the ``--on-invalid`` policy
+and writing (``PredictionSink``), so the local engine and the Dask engine (``dask_engine``)
+share the writing side and produce identical outputs. pandas is imported only when
+predicting, so the CLI can check options with ``check_policy`` cheaply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import DataError
+from .errors import DataError, UsageError
 from .fingerprint import FrameHasher
-from .predict_cli import check_policy
 from .prefetch import prefetch
-from .stages.predict import ChunkResult, Contract, rejected_error, score_chunk
+
+if TYPE_CHECKING:
+    from .stages.predict import ChunkResult, Contract
+
+ON_INVALID = ("fail", "skip", "quarantine")
+
+
+def check_policy(on_invalid: str, has_rejects: bool) -> None:
+    """Refuse an unknown ``--on-invalid`` policy, or quarantine without a rejects file."""
+    if on_invalid not in ON_INVALID:
+        raise UsageError(
+            f"--on-invalid {on_invalid!r} is not valid", hint=f"use one of {', '.join(ON_INVALID)}"
+        )
+    if on_invalid == "quarantine" and not has_rejects:
+        raise UsageError("--on-invalid quarantine needs a rejects file", hint="pass --rejects PATH")
 
 
 class PredictionSink:
@@ -51,6 +65,8 @@ class PredictionSink:
             self._warned = True
         bad = result.rejects
         if len(bad) and self.on_invalid == "fail":
+            from .stages.predict import rejected_error
+
             reasons = dict(zip(bad["row"].tolist(), bad["reason"].tolist(), strict=True))
             raise rejected_error(reasons, self.rows)
         out = result.predictions
@@ -120,6 +136,8 @@ def run_prediction(
     warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Predict every chunk in this process; return counts and the output fingerprint."""
+    from .stages.predict import check_chunk, predict_checked
+
     try:
         sink = PredictionSink(
             writer,
@@ -135,9 +153,12 @@ def run_prediction(
             rejects_writer.abort()
         raise
     isolate = on_invalid != "fail"
-    # Three threads: read | validate + predict | write (here), a couple of chunks apart.
-    inputs = prefetch(with_columns(chunks), name="mlrepro-read")
-    scored = (score_chunk(pipeline, c, contract, keep=keep, isolate=isolate) for c in inputs)
+    # Three threads, a chunk apart: read + validate | predict | write (here). The model
+    # releases the GIL in its numeric kernels, so the other two overlap with it.
+    checked = prefetch(
+        (check_chunk(c, contract, keep) for c in with_columns(chunks)), name="mlrepro-read"
+    )
+    scored = (predict_checked(pipeline, c, contract, isolate=isolate) for c in checked)
     return consume(sink, prefetch(scored, name="mlrepro-predict"))
 
 

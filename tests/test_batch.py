@@ -333,3 +333,14 @@ def test_memory_stays_flat_as_the_input_grows(tmp_path_factory, tmp_path):
     # 20x the rows; holding them would cost ~in_memory bytes more
     print(f"peak RSS {rss_small / 2**20:.0f} MiB -> {rss_big / 2**20:.0f} MiB")
     assert rss_big - rss_small < min(120 * 2**20, in_memory / 2), (rss_small, rss_big, in_memory)
+
+
+def test_progress_total_is_known_for_parquet(tmp_path):
+    from mlrepro.predict_cli import known_rows
+
+    pd.DataFrame({"a": range(7)}).to_parquet(tmp_path / "a.parquet")
+    (tmp_path / "a.csv").write_text("a\n1\n")
+    assert known_rows(tmp_path / "a.parquet") == 7
+    assert known_rows(tmp_path / "a.csv") is None
+    (tmp_path / "broken.parquet").write_text("nope")
+    assert known_rows(tmp_path / "broken.parquet") is None

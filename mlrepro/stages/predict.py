@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, PredictionRejected, UsageError
+from ..prediction import ON_INVALID  # noqa: F401  (re-exported: the policies)
 from ..transformers import missing_columns_error
 
-ON_INVALID = ("fail", "skip", "quarantine")
 MAX_REASONS = 5
 FINITE = "finite (no inf values)"
 
@@ -54,8 +54,15 @@ def _finite(series: pd.Series) -> pd.Series:
 _BOOL_LIKE = frozenset({True, False, "True", "False", "true", "false"})
 
 
+def _is_bool_like(value: Any) -> bool:
+    try:
+        return value in _BOOL_LIKE or value is None or value != value
+    except TypeError:  # unhashable, e.g. a list
+        return False
+
+
 def _bool_like(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: v in _BOOL_LIKE or v is None or v != v).astype(bool)
+    return series.map(_is_bool_like).astype(bool)
 
 
 def validation_schema(schema_yaml: str, columns: list[str]) -> Any:
@@ -159,27 +166,32 @@ def invalid_rows(chunk: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame,
         return contract.schema().validate(chunk, lazy=True), {}
     except pe.SchemaErrors as exc:
         cases = exc.failure_cases
-    reasons: dict[int, str] = {}
-    positions = {label: i for i, label in enumerate(chunk.index)}
-    for _, case in cases.iterrows():
-        idx = case.get("index")
-        rule = _rule(case.get("check"))
-        col = case.get("column")
-        if idx is None or (isinstance(idx, float) and np.isnan(idx)):
-            raise DataError(f"column '{col}': {rule}", hint="fix the input column's type")
-        pos = int(positions.get(idx, idx))
-        why = f"column '{col}': {rule}"
-        have = reasons.get(pos)
-        if have is None:
-            reasons[pos] = why
-        elif why not in have and have.count(";") < MAX_REASONS - 1:
-            reasons[pos] = f"{have}; {why}"
+    reasons = _reasons(cases, chunk.index)
     # re-validate the valid rows so the returned frame is coerced
     bad = sorted(reasons)
     good = chunk.drop(index=chunk.index[bad])
     with contextlib.suppress(pe.SchemaErrors):
         good = contract.schema().validate(good, lazy=True)
     return good, reasons
+
+
+def _reasons(cases: pd.DataFrame, index: pd.Index) -> dict[int, str]:
+    """{row position: "column 'c': rule; ..."} from pandera failure cases (vectorized)."""
+    if cases["index"].isna().any():  # a failure of a whole column, not of rows
+        case = cases[cases["index"].isna()].iloc[0]
+        raise DataError(
+            f"column '{case['column']}': {_rule(case['check'])}",
+            hint="fix the input column's type",
+        )
+    rules = {check: _rule(check) for check in cases["check"].unique()}
+    why = "column '" + cases["column"].astype(str) + "': " + cases["check"].map(rules)
+    positions = index.get_indexer(pd.Index(cases["index"]))
+    pairs = pd.DataFrame({"pos": positions, "why": why.to_numpy()}).drop_duplicates()
+    several = pairs["pos"].duplicated(keep=False).to_numpy()
+    reasons = dict(zip(pairs["pos"][~several].tolist(), pairs["why"][~several], strict=True))
+    for pos, whys in pairs[several].groupby("pos", sort=False)["why"]:
+        reasons[int(pos)] = "; ".join(whys.iloc[:MAX_REASONS])  # type: ignore[arg-type]
+    return reasons
 
 
 def describe(reasons: dict[int, str], offset: int = 0) -> str:
@@ -246,20 +258,21 @@ def _isolate(pipeline: Any, X: pd.DataFrame, contract: Contract, budget: list[in
     return bad
 
 
-def score_chunk(
-    pipeline: Any,
-    chunk: pd.DataFrame,
-    contract: Contract,
-    *,
-    keep: list[str] | tuple[str, ...] = (),
-    isolate: bool = True,
-) -> ChunkResult:
-    """Validate one chunk and predict its valid rows; invalid rows are returned, not raised.
+@dataclass
+class CheckedChunk:
+    """A chunk after validation: the coerced valid rows and {row position: reason}."""
 
-    With ``isolate``, rows the model rejects (e.g. a category seen only in the test rows)
-    are found by bisection and rejected with the model's message; without it the model's
-    error is raised as ``PredictionRejected``.
-    """
+    chunk: pd.DataFrame
+    valid: pd.DataFrame
+    reasons: dict[int, str]
+    extra: list[str]
+    keep: tuple[str, ...]
+
+
+def check_chunk(
+    chunk: pd.DataFrame, contract: Contract, keep: list[str] | tuple[str, ...] = ()
+) -> CheckedChunk:
+    """Validate one chunk (no prediction); missing columns raise, invalid rows are listed."""
     chunk = chunk.reset_index(drop=True)
     extra = check_columns([str(c) for c in chunk.columns], contract)
     missing_keep = [k for k in keep if k not in chunk.columns]
@@ -269,6 +282,15 @@ def score_chunk(
             hint="name columns that exist in the input",
         )
     valid, reasons = invalid_rows(chunk[contract.input_columns], contract)
+    extra = [c for c in extra if c not in keep]
+    return CheckedChunk(chunk, valid, reasons, extra, tuple(keep))
+
+
+def predict_checked(
+    pipeline: Any, checked: CheckedChunk, contract: Contract, *, isolate: bool = True
+) -> ChunkResult:
+    """Predict the valid rows of a checked chunk; see ``score_chunk``."""
+    chunk, valid, reasons = checked.chunk, checked.valid, dict(checked.reasons)
     ok = np.ones(len(chunk), dtype=bool)
     ok[list(reasons)] = False
     columns: dict[str, Any] = {}
@@ -290,10 +312,27 @@ def score_chunk(
             columns = _predict_frame(pipeline, valid, contract) if len(valid) else {}
     return ChunkResult(
         rows=len(chunk),
-        predictions=_assemble(chunk, ok, columns, contract, keep),
+        predictions=_assemble(chunk, ok, columns, contract, checked.keep),
         rejects=rejects_frame(chunk, ok, reasons),
-        extra=[c for c in extra if c not in keep],
+        extra=checked.extra,
     )
+
+
+def score_chunk(
+    pipeline: Any,
+    chunk: pd.DataFrame,
+    contract: Contract,
+    *,
+    keep: list[str] | tuple[str, ...] = (),
+    isolate: bool = True,
+) -> ChunkResult:
+    """Validate one chunk and predict its valid rows; invalid rows are returned, not raised.
+
+    With ``isolate``, rows the model rejects (e.g. a category seen only in the test rows)
+    are found by bisection and rejected with the model's message; without it the model's
+    error is raised as ``PredictionRejected``.
+    """
+    return predict_checked(pipeline, check_chunk(chunk, contract, keep), contract, isolate=isolate)
 
 
 def _model_rejected(exc: Exception) -> PredictionRejected:
