@@ -79,11 +79,18 @@ def stream(
     group: Annotated[str, typer.Option("--group", help="Consumer group.")] = "mlrepro",
     consumer: Annotated[
         str | None,
-        typer.Option("--consumer", help="Consumer name in the group (default: host-pid)."),
+        typer.Option(
+            "--consumer",
+            help="Consumer name in the group (default: the host name; keep it across restarts).",
+        ),
     ] = None,
     batch: Annotated[int, typer.Option("--batch", help="Messages per read.")] = 100,
     block_ms: Annotated[
-        int, typer.Option("--block-ms", help="How long one read waits for new messages.")
+        int,
+        typer.Option(
+            "--block-ms",
+            help="How long one read waits for new messages (and a stop for a read).",
+        ),
     ] = 1000,
     claim_idle_ms: Annotated[
         int,
@@ -102,7 +109,7 @@ def stream(
         bool, typer.Option("--json", help="Print the final counts as JSON.")
     ] = False,
 ) -> None:
-    """Consume records from a Redis stream, predict, write results; SIGTERM stops cleanly."""
+    """Predict records from a Redis stream into another; invalid ones go to a dead-letter stream."""
     _need("redis")
     from .stream import StreamSpec, run
 
