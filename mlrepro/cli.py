@@ -16,6 +16,7 @@ import typer
 
 from . import __version__
 from .cli_delivery import register as register_delivery
+from .cli_online import register as register_online
 from .errors import EXIT_INTERRUPTED, MlreproError, UsageError
 
 app = typer.Typer(
@@ -279,6 +280,7 @@ def verify(
 
 
 register_delivery(app)
+register_online(app)
 
 
 def _wants_json(argv: list[str]) -> bool:

@@ -9,6 +9,11 @@ PostgreSQL
     ``pg_clean_schema`` gives each test its own freshly created schema (dropped afterwards),
     so tests can create tables with fixed names without seeing each other's.
 
+Redis
+    ``redis_url`` is the URL of a test server, from ``MLREPRO_TEST_REDIS_URL`` (start one the
+    way CI does with ``eval "$(.ci/start-redis.sh)"``); skipped locally without one, a failure
+    when ``CI=true``, like ``pg_url``.
+
 Examples
     ``copy_example("diabetes")`` copies ``examples/diabetes`` (manifest and data, without
     outputs of earlier runs) into the test's ``tmp_path`` and returns the copy's folder.
@@ -30,6 +35,7 @@ import sqlalchemy as sa
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = REPO_ROOT / "examples"
 PG_URL_VAR = "MLREPRO_TEST_PG_URL"
+REDIS_URL_VAR = "MLREPRO_TEST_REDIS_URL"
 
 # Left out of example copies: what a run writes (see .gitignore) and build leftovers.
 EXAMPLE_IGNORE = (
@@ -74,6 +80,37 @@ def pg_url() -> str:
     except Exception as exc:  # bad URL, missing driver, server down, wrong password...
         safe_url = sa.make_url(url).render_as_string(hide_password=True)
         _no_server(f"cannot connect to {safe_url} ({type(exc).__name__}: {exc})")
+    return url
+
+
+def _no_redis(reason: str) -> None:
+    """Skip locally; fail in CI. Never returns."""
+    hint = f'start one with: eval "$(.ci/start-redis.sh)"  (sets {REDIS_URL_VAR})'
+    if in_ci():
+        pytest.fail(
+            f"CI=true but the Redis test server is not usable: {reason}. "
+            f".ci/run must start it and export {REDIS_URL_VAR}; {hint}",
+            pytrace=False,
+        )
+    pytest.skip(f"no Redis test server: {reason}; {hint}")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the Redis test server (``MLREPRO_TEST_REDIS_URL``), checked with ``PING``."""
+    url = os.environ.get(REDIS_URL_VAR, "").strip()
+    if not url:
+        _no_redis(f"{REDIS_URL_VAR} is not set")
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # missing package, bad URL, server down...
+        _no_redis(f"cannot connect to {url} ({type(exc).__name__}: {exc})")
     return url
 
 

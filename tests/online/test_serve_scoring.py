@@ -1,0 +1,117 @@
+"""Serving scores like the CLI: verdicts and reasons of Bundle.validate, same predictions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlrepro import load_bundle
+from mlrepro.records import RequestModels
+from mlrepro.scoring import Scorer
+
+
+@pytest.fixture(scope="module")
+def diabetes(bundles):
+    return load_bundle(bundles["diabetes"])
+
+
+@pytest.fixture(scope="module")
+def cancer(bundles):
+    return load_bundle(bundles["breast_cancer"])
+
+
+NUMBERS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.sampled_from([math.nan, math.inf, -math.inf, 0.0]),
+)
+
+
+def frames(bundle, max_rows: int = 6):
+    """Frames as the API builds them (float64 numbers; text or None in text columns)."""
+    columns = {}
+    for spec in bundle.columns:
+        if spec.categories:
+            cats = [*spec.categories, "mars", "", "East"]
+            columns[spec.name] = st.one_of(st.sampled_from(cats), st.none())
+        else:
+            columns[spec.name] = NUMBERS
+
+    @st.composite
+    def build(draw):
+        n = draw(st.integers(1, max_rows))
+        data = {}
+        for spec in bundle.columns:
+            values = [draw(columns[spec.name]) for _ in range(n)]
+            data[spec.name] = np.array(values, "float64") if not spec.categories else values
+        return pd.DataFrame(data)
+
+    return build()
+
+
+@pytest.mark.parametrize(("name", "examples"), [("diabetes", 20), ("cancer", 8)])
+def test_verdicts_and_reasons_are_the_cli_validators(request, name, examples):
+    bundle = request.getfixturevalue(name)
+    scorer = Scorer(bundle)
+
+    # Modest example count: each case runs the (slow) pandera validator too.
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(frame=frames(bundle))
+    def agree(frame):
+        with np.errstate(over="ignore"):
+            scored = scorer.score(frame)
+        reasons = bundle.validate(frame).reasons
+        # the shortcut never passes a batch the CLI rejects (nor, here, the other way round)
+        assert scorer.certainly_valid(frame) == (not reasons)
+        model_rejected = {p for p, why in scored.rejects.items() if "model rejected" in why}
+        assert {p: w for p, w in scored.rejects.items() if p not in model_rejected} == reasons
+        assert scored.positions == [i for i in range(len(frame)) if i not in scored.rejects]
+
+    agree()
+
+
+def test_text_numbers_are_coerced_like_the_cli_does(diabetes, new_visits):
+    frame = pd.DataFrame(new_visits[:3])[list(diabetes.metadata.input_columns)]
+    as_text = frame.astype(object).map(lambda v: None if v != v else str(v))
+    scored = Scorer(diabetes).score(as_text)
+    expected = diabetes.predict(frame)["prediction"].tolist()
+    assert [r["prediction"] for r in scored.rows] == expected
+
+
+def test_the_full_cli_path_gives_the_same_answers(diabetes, new_visits, monkeypatch):
+    models = RequestModels(diabetes, max_batch=100)
+    frame, ids = models.frame([models.record.model_validate(r) for r in new_visits])
+    fast = Scorer(diabetes).score(frame, ids)
+    slow_scorer = Scorer(diabetes)
+    monkeypatch.setattr(slow_scorer, "certainly_valid", lambda *_: False)
+    slow = slow_scorer.score(frame, ids)
+    assert fast.rows == slow.rows and fast.positions == slow.positions
+
+
+def test_valid_batches_skip_the_slow_path(diabetes, new_visits, monkeypatch):
+    models = RequestModels(diabetes, max_batch=100)
+    frame, ids = models.frame([models.record.model_validate(r) for r in new_visits])
+    scorer = Scorer(diabetes)
+
+    def slow(*_):
+        raise AssertionError("the CLI path ran for a valid batch")
+
+    monkeypatch.setattr(scorer, "_score_slow", slow)
+    scored = scorer.score(frame, ids)
+    expected = diabetes.predict(pd.DataFrame(new_visits))["prediction"].tolist()
+    assert [r["prediction"] for r in scored.rows] == expected
+    assert scored.positions == list(range(20)) and not scored.rejects
+
+
+def test_invalid_rows_get_the_cli_reasons(diabetes, new_visits):
+    frame = pd.DataFrame(new_visits)[list(diabetes.metadata.input_columns)]
+    frame.loc[2, "age"] = math.inf
+    frame.loc[5, "clinic"] = "mars"
+    scored = Scorer(diabetes).score(frame.reset_index(drop=True))
+    assert scored.rejects == diabetes.validate(frame).reasons
+    assert set(scored.rejects) == {2, 5}
+    assert scored.positions == [i for i in range(20) if i not in (2, 5)]
