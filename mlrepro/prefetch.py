@@ -68,7 +68,9 @@ def prefetch(items: Iterable[T], depth: int = 1, name: str = "mlrepro-prefetch")
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
+        # A generator can be finalised by the garbage collector in any thread, including
+        # its own producer: that thread cannot wait for itself, and stop is already set.
+        while thread.is_alive() and thread is not threading.current_thread():
             with contextlib.suppress(queue.Empty):
                 q.get(timeout=_POLL_S)
             thread.join(timeout=_POLL_S)
