@@ -196,8 +196,8 @@ def test_predict_into_database_table(diabetes: Path, capsys, tmp_path: Path) -> 
 
 def test_help_and_noop_run_stay_light(diabetes: Path) -> None:
     probe = (
-        "import sys, runpy; sys.argv=['mlrepro', *sys.argv[1:]]\n"
-        "try:\n    runpy.run_module('mlrepro.cli', run_name='__main__')\n"
+        "import sys\nfrom mlrepro.cli import main\n"
+        "try:\n    main(sys.argv[1:])\n"
         "except SystemExit: pass\n"
         "print('HEAVY', sorted(m for m in ('pandas','sklearn') if m in sys.modules))"
     )
