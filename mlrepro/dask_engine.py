@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 from .errors import EXIT_SOURCE, MlreproError, UsageError
-from .prediction import PredictionSink, consume, with_columns
+from .prediction import consume, open_sink, with_columns
 from .prefetch import prefetch
 from .stages.predict import ChunkResult, Contract, score_chunk
 
@@ -123,14 +123,7 @@ def run_dask(
     warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Like ``run_prediction``, with the chunks scored on a Dask cluster."""
-    sink = PredictionSink(
-        writer,
-        contract,
-        on_invalid=on_invalid,
-        rejects_writer=rejects_writer,
-        on_progress=on_progress,
-        warn=warn,
-    )
+    sink = open_sink(writer, contract, on_invalid, rejects_writer, on_progress, warn)
     try:
         with connect(scheduler, workers) as client:
             results = _scored(client, pipeline, contract, chunks, keep, on_invalid != "fail")

@@ -123,6 +123,31 @@ def consume(sink: PredictionSink, results: Iterable[ChunkResult]) -> dict[str, A
         raise
 
 
+def open_sink(
+    writer: Any,
+    contract: Contract,
+    on_invalid: str,
+    rejects_writer: Any,
+    on_progress: Callable[[int], None] | None,
+    warn: Callable[[str], None] | None,
+) -> PredictionSink:
+    """A PredictionSink; if the options are refused, the writers are aborted (no temp file)."""
+    try:
+        return PredictionSink(
+            writer,
+            contract,
+            on_invalid=on_invalid,
+            rejects_writer=rejects_writer,
+            on_progress=on_progress,
+            warn=warn,
+        )
+    except BaseException:
+        writer.abort()
+        if rejects_writer is not None:
+            rejects_writer.abort()
+        raise
+
+
 def run_prediction(
     pipeline: Any,
     contract: Contract,
@@ -138,20 +163,7 @@ def run_prediction(
     """Predict every chunk in this process; return counts and the output fingerprint."""
     from .stages.predict import check_chunk, predict_checked
 
-    try:
-        sink = PredictionSink(
-            writer,
-            contract,
-            on_invalid=on_invalid,
-            rejects_writer=rejects_writer,
-            on_progress=on_progress,
-            warn=warn,
-        )
-    except BaseException:
-        writer.abort()
-        if rejects_writer is not None:
-            rejects_writer.abort()
-        raise
+    sink = open_sink(writer, contract, on_invalid, rejects_writer, on_progress, warn)
     isolate = on_invalid != "fail"
     # Three threads, a chunk apart: read + validate | predict | write (here). The model
     # releases the GIL in its numeric kernels, so the other two overlap with it.
