@@ -7,7 +7,7 @@ database tables are written inside one transaction.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,22 @@ def _format(path: Path, what: str) -> str:
     )
 
 
-def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8") -> Iterator[pd.DataFrame]:
-    """Chunks of a CSV or parquet file."""
+# pandas' default missing-value markers ("NA", "null", "n/a", ...), for non-text CSV columns
+_DEFAULT_NA = sorted(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"}
+    | {"<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)
+
+
+def read_chunks(
+    path: Path, chunk_rows: int, encoding: str = "utf-8", text_columns: Collection[str] = ()
+) -> Iterator[pd.DataFrame]:
+    """Chunks of a CSV or parquet file.
+
+    CSV cells of ``text_columns`` (columns the training data held as text) are read as
+    written: never parsed as numbers (``02134``), and only an empty cell is missing (``NA``
+    and ``None`` are values). Other columns get pandas' usual parsing.
+    """
     path = Path(path)
     fmt = _format(path, "input")
     if not path.is_file():
@@ -66,8 +80,16 @@ def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8") -> Iterato
             yield pf.schema_arrow.empty_table().to_pandas()
         return
     try:
-        _check_header(path, encoding)
-        reader = pd.read_csv(path, chunksize=chunk_rows, encoding=encoding)
+        header = _check_header(path, encoding)
+        text = set(text_columns) & set(header)
+        reader = pd.read_csv(
+            path,
+            chunksize=chunk_rows,
+            encoding=encoding,
+            dtype={c: str for c in text},
+            keep_default_na=False,
+            na_values={c: [""] if c in text else _DEFAULT_NA for c in header},
+        )
         first = True
         for chunk in reader:
             first = False
@@ -90,8 +112,8 @@ def read_chunks(path: Path, chunk_rows: int, encoding: str = "utf-8") -> Iterato
         ) from None
 
 
-def _check_header(path: Path, encoding: str) -> None:
-    """Refuse a CSV whose header repeats a name (pandas would silently rename the copy)."""
+def _check_header(path: Path, encoding: str) -> list[str]:
+    """The header; refuses one that repeats a name (pandas would silently rename the copy)."""
     import csv
 
     with open(path, encoding=encoding, newline="") as fh:
@@ -109,6 +131,7 @@ def _check_header(path: Path, encoding: str) -> None:
             f"input file {path.name}: the header names column(s) {dupes[:5]} more than once",
             hint="give every column a unique name in the header row",
         )
+    return header
 
 
 def read_query_chunks(url: str, query: str, root: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:

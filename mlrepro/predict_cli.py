@@ -123,7 +123,7 @@ def predict_io(
     )
     db_url = url or default_url
     if input is not None:
-        chunks = read_chunks(input, chunk_rows, encoding)
+        chunks = read_chunks(input, chunk_rows, encoding, contract.text_columns())
     else:
         chunks = read_query_chunks(db_url or "", query or "", root, chunk_rows)
     if table is not None:

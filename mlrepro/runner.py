@@ -285,7 +285,9 @@ class Runner:
         p = self.m.predict
         assert p is not None
         if p.input:
-            return read_chunks(self.root / p.input, chunk_rows)
+            return read_chunks(
+                self.root / p.input, chunk_rows, text_columns=self.contract().text_columns()
+            )
         url = p.input_url or self.m.source.url
         return read_query_chunks(url, p.query, self.root, chunk_rows)
 

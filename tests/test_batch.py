@@ -344,3 +344,40 @@ def test_progress_total_is_known_for_parquet(tmp_path):
     assert known_rows(tmp_path / "a.csv") is None
     (tmp_path / "broken.parquet").write_text("nope")
     assert known_rows(tmp_path / "broken.parquet") is None
+
+
+def test_csv_text_columns_keep_their_cells_as_written(tmp_path):
+    """Regression: a CSV cell '02134' or 'NA' in a text column was read as 2134 / missing.
+
+    The training data (from SQL) held them as text, so every row was rejected ('unseen
+    category', 'missing value') although it was a training row.
+    """
+    from mlrepro.batch import read_chunks
+
+    yaml_text = (
+        "schema_type: dataframe\nversion: 0.0.0\ncolumns:\n"
+        "  zip: {dtype: 'string[pyarrow]', nullable: false, checks: {isin: ['02134', '10001']}}\n"
+        "  country: {dtype: str, nullable: true, checks: {isin: ['NA', 'None', 'US']}}\n"
+        "  x: {dtype: float64, nullable: true}\n"
+        "  code: {dtype: str, nullable: false}\n"
+    )
+    contract = Contract(
+        input_columns=["zip", "country", "x"],
+        schema_yaml=yaml_text,
+        model_fingerprint="b3:m",
+        id_columns=["code"],
+    )
+    assert contract.text_columns() == ["zip", "country", "code"]
+    path = tmp_path / "in.csv"
+    path.write_text(
+        "code,zip,country,x,note\n007,02134,NA,NA,NA\n010,10001,None,,\n011,10001,,1.5,x\n"
+    )
+    (chunk,) = read_chunks(path, 100, text_columns=contract.text_columns())
+    assert chunk["zip"].tolist() == ["02134", "10001", "10001"]
+    assert chunk["code"].tolist() == ["007", "010", "011"]
+    assert chunk["country"].tolist()[:2] == ["NA", "None"]
+    assert chunk["country"].isna().tolist() == [False, False, True]  # only an empty cell
+    assert chunk["x"].isna().tolist() == [True, True, False]  # numbers: pandas' NA markers
+    assert chunk["note"].isna().tolist() == [True, True, False]
+    valid, reasons = invalid_rows(chunk[contract.input_columns], contract)
+    assert reasons == {}

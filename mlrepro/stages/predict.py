@@ -39,6 +39,21 @@ class Contract:
             self._schema = validation_schema(self.schema_yaml, self.input_columns)
         return self._schema
 
+    def text_columns(self) -> list[str]:
+        """Input and id columns the training data held as text.
+
+        A CSV reader must keep their cells as written: ``02134`` is not the number 2134, and
+        ``NA`` or ``None`` are categories, not missing values (only an empty cell is).
+        """
+        from ..card import column_specs
+
+        names = [*self.input_columns, *(c for c in self.id_columns if c not in self.input_columns)]
+        return [
+            spec["name"]
+            for spec in column_specs(self.schema_yaml, names)
+            if spec["dtype"] in ("str", "object")
+        ]
+
     def plan(self) -> list[tuple[str, str, bool, Any]]:
         """Per column (name, kind, nullable, allowed values) for the vectorized fast path."""
         if self._plan is None:
