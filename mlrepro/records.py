@@ -231,7 +231,16 @@ def issues_from_errors(errors: list[dict[str, Any]], record: int | None = None) 
     """
     out = []
     for err in errors:
+        if err.get("type") == "json_invalid":  # loc is (body, byte offset): not a field
+            where = err.get("loc", ())[-1]
+            at = f" at character {where}" if isinstance(where, int) else ""
+            out.append(Issue(None, None, f"the body is not valid JSON{at}"))
+            continue
         loc = [p for p in err.get("loc", ()) if p != "body"]
+        if not loc and err.get("type") == "missing" and record is None:  # no body at all
+            reason = "the body is empty: send a JSON list of records or an object of columns"
+            out.append(Issue(None, None, reason))
+            continue
         rec, field = record, None
         if loc[:1] == ["records"]:
             rec = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
@@ -249,7 +258,7 @@ def _message(err: dict[str, Any]) -> str:
     msg = str(err.get("msg", "invalid"))
     if err.get("type") == "missing":
         return "missing field (send null for a missing value where nulls are allowed)"
-    if err.get("type") == "model_attributes_type" or err.get("type") == "json_invalid":
+    if err.get("type") == "model_attributes_type":
         return "the body must be a JSON list of records or an object of columns"
     return msg.removeprefix("Value error, ")
 

@@ -217,3 +217,19 @@ def test_openapi_request_schema_comes_from_the_bundle(client, diabetes):
     responses = spec["paths"]["/predict"]["post"]["responses"]
     assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorBody")
     assert "413" in responses
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'[{"age":', "the body is not valid JSON at character 8"),
+        (b"not json", "the body is not valid JSON at character 0"),
+        (b"", "the body is empty: send a JSON list of records or an object of columns"),
+    ],
+)
+def test_unparsable_and_empty_bodies_are_named_as_such(client, body, reason):
+    """Regression: a JSON syntax error was reported as field "8" ("the body must be a list"),
+    an empty body as a "missing field"."""
+    r = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["issues"] == [{"record": None, "field": None, "reason": reason}]
