@@ -388,6 +388,27 @@ def _check_environment(metadata: BundleMetadata) -> None:
         )
 
 
+def _check_schema(contract: Contract, path: Path) -> None:
+    """Refuse a bundle whose stored schema cannot validate every input column.
+
+    Without this, an index-consistent bundle with a damaged ``schema.yaml`` would load and
+    predict with no input validation at all.
+    """
+    try:
+        described = set(contract.schema().columns)
+    except Exception as exc:
+        described, why = set(), f" ({type(exc).__name__})"
+    else:
+        why = ""
+    missing = [c for c in contract.input_columns if c not in described]
+    if missing:
+        raise ArtifactError(
+            f"bundle {path.name}: its input schema{why} does not describe input column(s) "
+            f"{missing[:5]}, so its input could not be validated; refusing to load it",
+            hint="rebuild the bundle with 'mlrepro bundle'",
+        )
+
+
 def load_bundle(
     path: str | Path, *, expect_fingerprint: str | None = None, check_environment: bool = True
 ) -> Bundle:
@@ -404,13 +425,17 @@ def load_bundle(
     from .stages.predict import Contract
 
     verified = fmt.read_verified(path, expect_fingerprint)
-    meta = verified.json(fmt.METADATA)
+    meta = verified.metadata()
     if meta.get("model_fingerprint") != verified.index.get("model_fingerprint"):
         raise ArtifactError(
             f"bundle {verified.path.name}: its index and metadata name different models",
             hint="rebuild the bundle with 'mlrepro bundle'",
         )
-    metadata = BundleMetadata.from_json(meta, verified.fingerprint, verified.text(fmt.CARD))
+    try:
+        metadata = BundleMetadata.from_json(meta, verified.fingerprint, verified.text(fmt.CARD))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        what = f"field {exc.args[0]!r} is missing" if isinstance(exc, KeyError) else "is malformed"
+        raise fmt.malformed(verified.path, fmt.METADATA, what) from None
     schema_yaml = verified.text(fmt.SCHEMA)
     contract = Contract(
         input_columns=list(metadata.input_columns),
@@ -420,6 +445,7 @@ def load_bundle(
         task=metadata.task,
         classes=list(metadata.classes) if metadata.classes is not None else None,
     )
+    _check_schema(contract, verified.path)
     columns = tuple(
         ColumnSpec(
             name=s["name"],
@@ -432,6 +458,10 @@ def load_bundle(
     if check_environment:
         _check_environment(metadata)
     pipeline = _unpickle(verified.members[fmt.PIPELINE], verified.path)
+    if not callable(getattr(pipeline, "predict", None)):
+        raise fmt.malformed(
+            verified.path, fmt.PIPELINE, f"holds a {type(pipeline).__name__}, not a fitted model"
+        )
     return Bundle(
         path=verified.path,
         metadata=metadata,

@@ -50,10 +50,30 @@ class VerifiedBundle:
     members: dict[str, bytes]
 
     def text(self, name: str) -> str:
-        return self.members[name].decode("utf-8")
+        try:
+            return self.members[name].decode("utf-8")
+        except UnicodeDecodeError:
+            raise malformed(self.path, name, "is not UTF-8 text") from None
 
     def json(self, name: str) -> Any:
-        return json.loads(self.members[name])
+        try:
+            return json.loads(self.members[name])
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise malformed(self.path, name, "is not valid JSON") from None
+
+    def metadata(self) -> dict[str, Any]:
+        meta = self.json(METADATA)
+        if not isinstance(meta, dict):
+            raise malformed(self.path, METADATA, "is not a JSON object")
+        return meta
+
+
+def malformed(path: Path, name: str, problem: str) -> ArtifactError:
+    """A member whose bytes match the index but whose content is unusable."""
+    return ArtifactError(
+        f"bundle {path.name}: member {name} {problem}; refusing to load it",
+        hint="rebuild the bundle with 'mlrepro bundle', or get an intact copy",
+    )
 
 
 # ------------------------------------------------------------------------------ writing

@@ -75,7 +75,7 @@ def inspect(
     from . import env
 
     verified = fmt.read_verified(path, expect)
-    meta = verified.json(fmt.METADATA)
+    meta = verified.metadata()
     diff = env.diff(meta.get("environment", {}), env.capture())
     if as_json:
         _emit_json(

@@ -443,3 +443,48 @@ def test_import_mlrepro_stays_light():
         env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def _metadata_without(key: str):
+    def edit(meta: dict) -> dict:
+        return {k: v for k, v in meta.items() if k != key}
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("member", "content", "message"),
+    [
+        (fmt.METADATA, b"{", "member metadata.json is not valid JSON"),
+        (fmt.METADATA, b"[1, 2]", "member metadata.json is not a JSON object"),
+        (fmt.METADATA, _metadata_without("input_columns"), "field 'input_columns' is missing"),
+        (fmt.METADATA, lambda m: {**m, "data": None}, "member metadata.json is malformed"),
+        (fmt.CARD, b"\xff\xfe", "member MODEL_CARD.md is not UTF-8 text"),
+        (fmt.SCHEMA, b"::::", "its input schema does not describe input column(s)"),
+        (fmt.PIPELINE, "dict", "member pipeline.joblib holds a dict, not a fitted model"),
+    ],
+    ids=["meta-not-json", "meta-list", "meta-no-key", "meta-bad-field", "card", "schema", "pipe"],
+)
+def test_consistently_reindexed_but_unusable_members_are_artifact_errors(
+    diabetes, tmp_path, member, content, message
+):
+    """Regression: members whose bytes match a (rewritten) index but whose content is unusable
+    crashed with exit 70 (KeyError, JSONDecodeError...) or, for a damaged schema, loaded
+    and predicted with no input validation at all."""
+    if callable(content):
+        with zipfile.ZipFile(diabetes[1]) as zf:
+            content = json.dumps(content(json.loads(zf.read(member)))).encode()
+    elif content == "dict":
+        buf = io.BytesIO()
+        joblib.dump({"not": "a model"}, buf)
+        content = buf.getvalue()
+    path = tmp_path / "odd.mlrepro"
+    rewrite(diabetes[1], path, {member: content}, fix_index=True)
+    with pytest.raises(ArtifactError, match="refusing to load it") as exc:
+        load_bundle(path)
+    assert message in exc.value.message
+    csv = diabetes[0] / "data" / "new_visits.csv"
+    result = run("predict", "--bundle", str(path), "-i", str(csv), "-o", "o.csv", cwd=tmp_path)
+    assert result.returncode == 4, result.stderr
+    assert message in result.stderr
+    assert run("inspect", str(path)).returncode in (0, 4)  # never an internal error
