@@ -30,6 +30,26 @@ CHECKED = (
 )
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve() or Path(a).samefile(b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def _check_distinct(*, input: Path | None, output: Path | None, rejects: Path | None) -> None:
+    """Refuse an output that would replace the input or the other output (silent data loss)."""
+    named = [("--input", input), ("--output", output), ("--rejects", rejects)]
+    for i, (first, a) in enumerate(named):
+        for second, b in named[i + 1 :]:
+            if a is not None and b is not None and _same_file(a, b):
+                raise UsageError(
+                    f"{first} and {second} are the same file ({Path(b).name}): it would be "
+                    "overwritten",
+                    hint=f"write {second} to another file",
+                )
+
+
 def check_io(
     *,
     input: Path | None = None,
@@ -64,6 +84,7 @@ def check_io(
             "--rejects needs --on-invalid quarantine", hint="add it, or drop --rejects"
         )
     check_policy(on_invalid, rejects is not None)
+    _check_distinct(input=input, output=output, rejects=rejects)
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine!r} is not valid", hint="use local or dask")
     if engine != "dask" and (scheduler is not None or workers is not None):

@@ -381,3 +381,31 @@ def test_csv_text_columns_keep_their_cells_as_written(tmp_path):
     assert chunk["note"].isna().tolist() == [True, True, False]
     valid, reasons = invalid_rows(chunk[contract.input_columns], contract)
     assert reasons == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-i", "in.csv", "-o", "./in.csv"], "--input and --output are the same file (in.csv)"),
+        (["-i", "in.csv", "-o", "link.csv"], "--input and --output are the same file (link.csv)"),
+        (
+            ["-i", "in.csv", "-o", "o.csv", "--on-invalid", "quarantine", "--rejects", "o.csv"],
+            "--output and --rejects are the same file (o.csv)",
+        ),
+        (
+            ["-i", "in.csv", "-o", "o.csv", "--on-invalid", "quarantine", "--rejects", "in.csv"],
+            "--input and --rejects are the same file (in.csv)",
+        ),
+    ],
+)
+def test_an_output_never_replaces_the_input_or_the_other_output(diabetes, tmp_path, args, message):
+    """Regression: `-o` naming the input replaced the input file with the predictions, and
+    `--rejects` naming the output replaced the predictions with the rejects."""
+    data = (diabetes[0] / "data" / "new_visits.csv").read_bytes()
+    (tmp_path / "in.csv").write_bytes(data)
+    os.link(tmp_path / "in.csv", tmp_path / "link.csv")
+    result = run("predict", "--bundle", str(diabetes[1]), *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert (tmp_path / "in.csv").read_bytes() == data
+    assert not (tmp_path / "o.csv").exists()
