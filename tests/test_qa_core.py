@@ -78,3 +78,70 @@ def test_derived_seeds_are_unchanged_by_message_paths() -> None:
     from mlrepro.resolve import derive_seed
 
     assert est.random_state == derive_seed(42, "model.estimator/random_state")
+
+
+def _sqlite_events(path, stamps: list) -> str:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE events (id INTEGER, ts TEXT, x1 REAL, x2 REAL, y REAL)")
+    con.executemany(
+        "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+        [(i, ts, float(i % 3), float(i % 5), float(i % 4)) for i, ts in enumerate(stamps)],
+    )
+    con.commit()
+    con.close()
+    return f"sqlite:///{path}"
+
+
+def test_sqlite_iso_text_cut_keeps_milliseconds_and_offsets(tmp_path, capsys) -> None:
+    """A row 0.9 s after as_of is not in the snapshot; offsets are converted to UTC."""
+    from test_extract import make_project, snapshot
+
+    stamps = [f"2026-02-01T0{i % 10}:00:00+00:00" for i in range(20)] + [
+        "2026-03-01T00:00:00.900Z",  # after as_of: out
+        "2026-03-01T01:00:00.000+01:00",  # = as_of: in
+        "2026-03-01T02:00:00.500+02:00",  # 0.5 s after: out
+        "2026-02-28T23:59:59.999Z",  # in
+    ]
+    url = _sqlite_events(tmp_path / "db.sqlite", stamps)
+    project = make_project(tmp_path / "p", url)
+    r = run_cli(capsys, "extract", "-p", project)
+    assert r.code == 0, r.err
+    assert snapshot(project)["id"].tolist() == [*range(20), 21, 23]
+    # an as_of with milliseconds is honoured too
+    project2 = make_project(tmp_path / "p2", url, as_of="2026-03-01T00:00:00.500Z")
+    assert run_cli(capsys, "extract", "-p", project2).code == 0
+    assert snapshot(project2)["id"].tolist() == [*range(20), 21, 22, 23]  # 22 is at as_of
+
+
+@pytest.mark.parametrize("bad", ["2026-01-05T10:00:00+0100", "01/05/2026"])
+def test_sqlite_unreadable_timestamps_are_refused_not_dropped(tmp_path, capsys, bad) -> None:
+    from test_extract import make_project
+
+    stamps = [f"2026-01-0{1 + i % 9}T10:00:00Z" for i in range(20)] + [bad]
+    project = make_project(tmp_path / "p", _sqlite_events(tmp_path / "db.sqlite", stamps))
+    r = run_cli(capsys, "extract", "-p", project)
+    assert r.code == 3, r.err
+    assert "timestamp column 'ts': 1 of 21 value(s) are not ISO 8601" in r.err
+    assert bad not in r.err  # no data values in messages
+    assert not (project / "mlrepro.lock").exists()
+
+
+def test_sqlite_timestamps_mixing_numbers_and_text_are_refused(tmp_path, capsys) -> None:
+    import sqlite3
+
+    from test_extract import make_project
+
+    path = tmp_path / "db.sqlite"
+    url = _sqlite_events(path, [f"2026-01-0{1 + i % 9}T10:00:00Z" for i in range(10)])
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE m2 (id INTEGER, ts, x1 REAL, x2 REAL, y REAL)")  # no affinity
+    con.execute("INSERT INTO m2 SELECT * FROM events")
+    con.execute("INSERT INTO m2 VALUES (99, 1767261600, 1.0, 1.0, 1.0)")  # epoch seconds
+    con.commit()
+    con.close()
+    project = make_project(tmp_path / "p", url, query="SELECT * FROM m2")
+    r = run_cli(capsys, "extract", "-p", project)
+    assert r.code == 3, r.err
+    assert "mixes numbers (1 rows) and text (10 rows)" in r.err
