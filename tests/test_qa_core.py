@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cli_helpers import run_cli
 
@@ -169,3 +171,82 @@ def test_model_diff_does_not_report_equal_nan_categories_or_rng_addresses() -> N
     assert compare_fitted(a, b, tol).reasons == []
     b.rng_.random()  # a real state change is still reported
     assert any("rng_" in r for r in compare_fitted(a, b, tol).reasons)
+
+
+def _labelled_project(tmp_path, model: dict) -> object:
+    """A 60-row SQLite project with a text class label."""
+    import sqlite3
+
+    import yaml
+
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE t (id INTEGER, ts TEXT, a REAL, b REAL, label TEXT)")
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+        [
+            (i, f"2025-01-01T00:{i:02d}:00Z", i % 3 + 0.1 * (i % 7), i % 5, ["x", "y", "z"][i % 3])
+            for i in range(60)
+        ],
+    )
+    con.commit()
+    con.close()
+    manifest = {
+        "name": "labels",
+        "source": {
+            "url": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "query": "SELECT * FROM t",
+            "timestamp_column": "ts",
+            "as_of": "2025-06-01T00:00:00Z",
+            "order_by": ["id"],
+        },
+        "target": "label",
+        "model": model,
+    }
+    (tmp_path / "mlrepro.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {
+            "estimator": "sklearn.pipeline.Pipeline",
+            "params": {
+                "steps": [
+                    ["scale", {"class": "sklearn.preprocessing.StandardScaler"}],
+                    ["clf", {"class": "sklearn.linear_model.LogisticRegression"}],
+                ]
+            },
+        },
+        {
+            "estimator": "sklearn.ensemble.VotingClassifier",
+            "params": {
+                "estimators": [
+                    ["lr", {"class": "sklearn.linear_model.LogisticRegression"}],
+                    ["dt", {"class": "sklearn.tree.DecisionTreeClassifier"}],
+                ],
+                "voting": "soft",
+            },
+        },
+    ],
+    ids=["pipeline", "voting"],
+)
+def test_estimators_that_need_parameters_are_classified_by_their_task(
+    tmp_path, capsys, model
+) -> None:
+    """A Pipeline/VotingClassifier ending in a classifier was trained as a regressor (r2)."""
+    project = _labelled_project(tmp_path, model)
+    r = run_cli(capsys, "run", "-p", project, "--json")
+    assert r.code == 0, r.err
+    train = json.loads((project / "mlrepro.lock").read_text())["stages"]["train"]["details"]
+    assert train["task"] == "classification"
+    assert set(train["metrics"]) == {"accuracy", "f1"}
+    assert train["classes"] == ["x", "y", "z"]
+
+
+def test_regressor_on_a_text_target_is_explained(tmp_path, capsys) -> None:
+    project = _labelled_project(tmp_path, {"estimator": "sklearn.linear_model.Ridge"})
+    r = run_cli(capsys, "run", "-p", project)
+    assert r.code == 3, r.err
+    assert "target 'label' holds text, but sklearn.linear_model.Ridge is a regressor" in r.err
+    assert "use a classifier" in r.err
