@@ -250,3 +250,22 @@ def test_regressor_on_a_text_target_is_explained(tmp_path, capsys) -> None:
     assert r.code == 3, r.err
     assert "target 'label' holds text, but sklearn.linear_model.Ridge is a regressor" in r.err
     assert "use a classifier" in r.err
+
+
+def test_env_defaults_and_visible_url_parts_are_not_masked_as_secrets(monkeypatch) -> None:
+    """`sqlite:///${DIR:-data}/x.db` masked every "data" in messages ("training *** had")."""
+    from mlrepro import redaction
+    from mlrepro.sources import expand_env
+
+    redaction.forget_secrets()
+    monkeypatch.setenv("QA_USER", "alice")
+    monkeypatch.setenv("QA_PW", "S3cret-Pa55-xq7")
+    monkeypatch.delenv("QA_DIR", raising=False)
+    expand_env("sqlite:///${QA_DIR:-data}/x.db")
+    expand_env("postgresql://${QA_USER}:${QA_PW}@localhost/db")
+    text = redaction.scrub("the training data had none; user alice; pw S3cret-Pa55-xq7")
+    assert text == "the training data had none; user alice; pw ***"
+    monkeypatch.setenv("QA_DIR", "data")  # a folder from the environment: shown in the URL
+    expand_env("sqlite:///${QA_DIR}/x.db")
+    assert redaction.scrub("data") == "data"
+    redaction.forget_secrets()
