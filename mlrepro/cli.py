@@ -308,18 +308,32 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """Click's Abort, ClickException and Exit classes, from click and from the copy of click
+    that newer typer versions vendor as ``typer._click`` (their classes are distinct)."""
+    import importlib
+
+    modules = []
+    for name in ("click.exceptions", "typer._click.exceptions"):
+        with contextlib.suppress(ImportError):
+            modules.append(importlib.import_module(name))
+    return tuple(
+        tuple(getattr(m, cls) for m in modules if hasattr(m, cls))
+        for cls in ("Abort", "ClickException", "Exit")
+    )
+
+
 def _dispatch(args: list[str]) -> int:
     """Run the app; return its exit code, reporting any error on stderr (or as JSON)."""
-    import click
-
+    aborts, usage_errors, exits = _click_exceptions()
     try:
         rv = app(args=args, prog_name="mlrepro", standalone_mode=False)
-    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
+    except (*aborts, typer.Abort, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    except click.exceptions.ClickException as exc:
+    except usage_errors as exc:
         exc.show()
         return exc.exit_code
-    except (click.exceptions.Exit, typer.Exit) as exc:  # distinct classes in newer typer
+    except (*exits, typer.Exit) as exc:  # distinct classes in newer typer
         return exc.exit_code
     except Exception as exc:  # MlreproError, or an unexpected one made into it
         from .console import print_error

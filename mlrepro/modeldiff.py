@@ -40,6 +40,10 @@ def fitted_state(obj: Any, prefix: str = "", depth: int = 0) -> dict[str, Any]:
         for name, value in vars(obj).items():
             if name not in EXECUTION_ONLY_PARAMS:
                 out.update(fitted_state(value, f"{prefix}.{name}" if prefix else name, depth + 1))
+    elif isinstance(obj, np.random.RandomState):  # compare the state, not the repr
+        out.update(fitted_state(obj.get_state(legacy=False), prefix, depth + 1))
+    elif isinstance(obj, np.random.Generator):  # its repr holds a memory address
+        out.update(fitted_state(obj.bit_generator.state, prefix, depth + 1))
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
             out.update(fitted_state(v, f"{prefix}[{i}]", depth + 1))
@@ -101,8 +105,15 @@ def compare_fitted(recorded: Any, reproduced: Any, tol: Tolerance) -> Diff:
 
 
 def _equal(x: Any, y: Any) -> bool:
+    """Equal values, where missing values (NaN, None) equal each other (e.g. categories_)."""
+    import numpy as np
+    import pandas as pd
+
     try:
-        return bool(np_all(x == y))
+        eq = np.asarray(x == y)
+        if eq.all():
+            return True
+        return eq.shape == x.shape and bool(np_all(eq | (pd.isna(x) & pd.isna(y))))
     except (TypeError, ValueError):
         return str(x.tolist()) == str(y.tolist())
 

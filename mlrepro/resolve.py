@@ -23,12 +23,28 @@ def derive_seed(seed: int, key: str) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+def field(where: str) -> str:
+    """The manifest field a ``where`` key names, for messages.
+
+    ``where`` is also the key random seeds are derived from, so it keeps the class-path key
+    (``model.estimator``) while the parameters live at ``model.params`` in the manifest.
+    """
+    for key, shown in (
+        ("model.estimator.params", "model.params"),
+        ("selection.method.params", "selection.params"),
+    ):
+        if where == key or where.startswith(key + "."):
+            return shown + where[len(key) :]
+    return where
+
+
 def resolve_class(path: str, prefixes: tuple[str, ...], where: str) -> Any:
     if not any(path == p or path.startswith(p + ".") or path.startswith(p) for p in prefixes):
         raise ManifestError(
-            f"manifest field '{where}': class path '{path}' is not allowed",
+            f"manifest field '{field(where)}': class path '{path}' is not allowed",
             hint="use scikit-learn ('sklearn.') or list your module under 'plugins:'",
         )
+    where = field(where)
     module_name, _, attr = path.rpartition(".")
     try:
         module = importlib.import_module(module_name)
@@ -56,6 +72,12 @@ def _resolve_value(value: Any, prefixes: tuple[str, ...], where: str, seed: int)
         obj = resolve_class(value, prefixes, where)
         if callable(obj) and not inspect.isclass(obj):
             return obj
+        if inspect.isclass(obj) and hasattr(obj, "get_params"):  # an estimator class
+            raise ManifestError(
+                f"manifest field '{field(where)}': '{value}' is an estimator class, but a "
+                "parameter needs an estimator object",
+                hint=f"write it as {{class: {value}, params: {{}}}}",
+            )
     if isinstance(value, list):
         return [_resolve_value(v, prefixes, f"{where}[{i}]", seed) for i, v in enumerate(value)]
     return value
@@ -80,14 +102,16 @@ def build(
     cls = resolve_class(path, prefixes, where)
     if not inspect.isclass(cls):
         raise ManifestError(
-            f"manifest field '{where}': '{path}' is not a class", hint="name an estimator class"
+            f"manifest field '{field(where)}': '{path}' is not a class",
+            hint="name an estimator class",
         )
     accepted = accepted_params(cls)
     for name in params:
         if accepted and name not in accepted:
             close = difflib.get_close_matches(name, accepted, n=1)
             raise ManifestError(
-                f"manifest field '{where}.params.{name}': {cls.__name__} has no parameter '{name}'",
+                f"manifest field '{field(f'{where}.params.{name}')}': {cls.__name__} has no "
+                f"parameter '{name}'",
                 hint=f"did you mean '{close[0]}'?"
                 if close
                 else f"valid parameters: {', '.join(accepted)}",
@@ -99,7 +123,7 @@ def build(
         est = cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ManifestError(
-            f"manifest field '{where}': cannot create {cls.__name__}: {exc}",
+            f"manifest field '{field(where)}': cannot create {cls.__name__}: {exc}",
             hint="check the parameters against the scikit-learn documentation",
         ) from None
     seed_estimator(est, seed, where, explicit=set(params))

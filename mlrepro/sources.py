@@ -16,20 +16,46 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def expand_env(url: str, where: str = "source.url") -> str:
-    """Replace ``${VAR}`` (or ``${VAR:-default}``) with environment values."""
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) with environment values.
+
+    A value from the environment may be a password, so it is masked in every message,
+    unless it lies in the public part of the URL (user, host, port, database or folder):
+    masking a folder named "data" would garble every message that says "data". A default
+    is written in the manifest in clear, so it is no secret.
+    """
+    from_env: list[str] = []
 
     def sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
-        value = os.environ.get(name, default)
+        value = os.environ.get(name)
         if value is None:
-            raise ManifestError(
-                f"manifest field '{where}': environment variable {name} is not set",
-                hint=f"export {name}=... before running mlrepro",
-            )
-        register_secret(value)  # may be a password: never echo it
+            value = default
+            if value is None:
+                raise ManifestError(
+                    f"manifest field '{where}': environment variable {name} is not set",
+                    hint=f"export {name}=... before running mlrepro",
+                )
+        else:
+            from_env.append(value)
         return value
 
-    return _ENV.sub(sub, url)
+    expanded = _ENV.sub(sub, url)
+    shown = _public_part(expanded)
+    for value in from_env:
+        if value not in shown:
+            register_secret(value)
+    return expanded
+
+
+def _public_part(url: str) -> str:
+    """driver://user@host:port/database: the URL without password and query parameters."""
+    import sqlalchemy as sa
+
+    try:
+        u = sa.make_url(url)
+    except Exception:  # not a parsable URL: treat all of it as possibly secret
+        return ""
+    return f"{u.drivername}://{u.username or ''}@{u.host or ''}:{u.port or ''}/{u.database or ''}"
 
 
 def resolve_url(url: str, root: Path, where: str = "source.url") -> str:

@@ -14,6 +14,9 @@ from ..safe_text import first_line
 from ..sources import connection_error, engine_for, redact, resolve_url
 
 MAX_CATEGORIES = 100  # string columns with at most this many values get an isin check
+# SQLite's normal form of an ISO 8601 text time: UTC, milliseconds (datetime() drops them,
+# which would let rows up to a second after as_of into the snapshot).
+SQLITE_UTC = "%Y-%m-%d %H:%M:%f"
 
 
 @dataclass
@@ -30,8 +33,9 @@ def build_query(source: Source, dialect: Any, ts_kind: str) -> tuple[str, dict[s
     as_of = source.as_of_utc()
     if ts_kind == "epoch":
         cond, value = f"{ts} <= :as_of", as_of.timestamp()
-    elif ts_kind == "sqlite_text":  # ISO text: normalise both sides ('T' vs ' ', 'Z')
-        cond, value = f"datetime({ts}) <= datetime(:as_of)", as_of.strftime("%Y-%m-%d %H:%M:%S")
+    elif ts_kind == "sqlite_text":  # ISO text, normalised to UTC with milliseconds
+        cond = f"strftime('{SQLITE_UTC}', {ts}) <= :as_of"
+        value = as_of.strftime("%Y-%m-%d %H:%M:%S.") + f"{as_of.microsecond // 1000:03d}"
     elif dialect.name == "postgresql":  # the session runs in UTC (SET TIME ZONE)
         cond, value = f"{ts} <= :as_of", as_of
     else:  # other drivers may refuse aware datetimes: naive UTC
@@ -60,14 +64,42 @@ def _probe(conn: Any, source: Source, dialect_name: str) -> tuple[list[str], str
         )
     kind = "native"
     if dialect_name == "sqlite":
-        ts = q(source.timestamp_column)
-        row = conn.execute(
-            sa.text(
-                f"SELECT typeof({ts}) FROM ({inner}) AS mlrepro_src WHERE {ts} IS NOT NULL LIMIT 1"
-            )
-        ).first()
-        kind = "epoch" if row and row[0] in ("integer", "real") else "sqlite_text"
+        kind = _sqlite_time_kind(conn, inner, q(source.timestamp_column), source.timestamp_column)
     return columns, kind
+
+
+def _sqlite_time_kind(conn: Any, inner: str, ts: str, name: str) -> str:
+    """``epoch`` or ``sqlite_text``; refuse values the as_of cut would silently drop.
+
+    SQLite has no time type: a text value it cannot read (``01/02/2024``, an offset without
+    a colon) compares as NULL, and text never compares below a number, so such rows would
+    vanish from the snapshot without a word.
+    """
+    import sqlalchemy as sa
+
+    rows = conn.execute(
+        sa.text(
+            f"SELECT typeof({ts}), COUNT(*), SUM(strftime('{SQLITE_UTC}', {ts}) IS NULL) "
+            f"FROM ({inner}) AS mlrepro_src WHERE {ts} IS NOT NULL GROUP BY typeof({ts})"
+        )
+    ).all()
+    counts = {kind: (int(n), int(bad or 0)) for kind, n, bad in rows}
+    numbers = sum(counts.get(k, (0, 0))[0] for k in ("integer", "real"))
+    texts, unreadable = counts.get("text", (0, 0))
+    if numbers and texts:
+        raise DataError(
+            f"timestamp column '{name}' mixes numbers ({numbers} rows) and text ({texts} rows)",
+            hint=f"store '{name}' one way (ISO 8601 text or epoch seconds), or convert it in "
+            "source.query",
+        )
+    if unreadable:
+        raise DataError(
+            f"timestamp column '{name}': {unreadable} of {texts} value(s) are not ISO 8601 "
+            "times SQLite can read, so the as_of cut would silently drop those rows",
+            hint="write times like '2024-01-31T10:00:00+02:00' (offset with a colon) or as "
+            "epoch seconds, or convert them in source.query",
+        )
+    return "epoch" if numbers else "sqlite_text"
 
 
 def _to_batch(rows: list[Any], columns: list[str], schema: Any) -> Any:

@@ -10,7 +10,7 @@ import pandas as pd
 from ..datachecks import check_inputs
 from ..errors import DataError, ManifestError
 from ..manifest import Manifest
-from ..resolve import build, derive_seed, resolve_class
+from ..resolve import build, derive_seed
 from ..safe_text import strip_values
 from ..transformers import FeatureSteps, missing_columns_error
 
@@ -18,17 +18,15 @@ SPLIT_COLUMN = "__split__"
 
 
 def task_of(manifest: Manifest) -> str:
+    """``classification`` or ``regression``, from the estimator as the manifest builds it.
+
+    Built with its parameters: a Pipeline or a VotingClassifier cannot be created without
+    them, and a pipeline is a classifier when its last step is one.
+    """
     from sklearn.base import is_classifier
 
-    cls = resolve_class(manifest.model.estimator, manifest.allowed_prefixes(), "model.estimator")
-    try:
-        est = cls()
-    except TypeError:  # estimators with required arguments: trust the estimator type tag
-        return (
-            "classification"
-            if getattr(cls, "_estimator_type", "") == "classifier"
-            else "regression"
-        )
+    m = manifest.model
+    est = build(m.estimator, m.params, manifest.allowed_prefixes(), "model.estimator", 0)
     return "classification" if is_classifier(est) else "regression"
 
 
@@ -90,6 +88,13 @@ def fit_features(snapshot: pd.DataFrame, manifest: Manifest) -> tuple[Any, pd.Da
     """Return the fitted FeatureSteps, the feature matrix (+ target, split) and details."""
     task = task_of(manifest)
     y = check_target(snapshot, manifest)
+    if task == "regression" and not pd.api.types.is_numeric_dtype(y):
+        raise DataError(
+            f"target '{manifest.target}' holds text, but {manifest.model.estimator} is a "
+            "regressor (it predicts numbers)",
+            hint="use a classifier for class labels (e.g. sklearn.linear_model."
+            "LogisticRegression), or a numeric target",
+        )
     train = split_mask(y, manifest, task)
     cols = input_columns(snapshot, manifest)
     for step in manifest.features:

@@ -192,7 +192,7 @@ CASES = [
          r"did you mean 'sklearn\.ensemble\.RandomForestRegressor'\?",
          manifest("RandomForestRegressor", "RandomForestRegresor")),
     Case("unknown-estimator-parameter", "fresh", RUN, ManifestError, 2,
-         r"'model\.estimator\.params\.n_estimator': RandomForestRegressor has no parameter",
+         r"'model\.params\.n_estimator': RandomForestRegressor has no parameter",
          r"did you mean 'n_estimators'\?",
          manifest("n_estimators:", "n_estimator:")),
     Case("unknown-step-parameter", "fresh", RUN, ManifestError, 2,
