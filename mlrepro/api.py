@@ -444,6 +444,7 @@ def load_bundle(
         id_columns=list(metadata.id_columns),
         task=metadata.task,
         classes=list(metadata.classes) if metadata.classes is not None else None,
+        open_columns=list(meta.get("open_categories") or []),
     )
     _check_schema(contract, verified.path)
     columns = tuple(
@@ -453,7 +454,7 @@ def load_bundle(
             nullable=s["nullable"],
             categories=tuple(s["categories"]) if s["categories"] else None,
         )
-        for s in card.column_specs(schema_yaml, list(metadata.input_columns))
+        for s in card.column_specs(contract.schema_yaml, list(metadata.input_columns))
     )
     if check_environment:
         _check_environment(metadata)

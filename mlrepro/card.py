@@ -23,6 +23,7 @@ def metadata(manifest: Any, lock: dict[str, Any]) -> dict[str, Any]:
         "classes": tr.get("classes"),
         "model_fingerprint": train["outputs"]["pipeline"]["fingerprint"],
         "input_columns": list(tr.get("input_columns", [])),
+        "open_categories": list(tr.get("open_categories", [])),
         "id_columns": list(manifest.source.order_by),
         "feature_columns": list(features.get("details", {}).get("output_columns", [])),
         "features": list(tr.get("features", [])),

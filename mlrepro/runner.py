@@ -273,6 +273,7 @@ class Runner:
             id_columns=list(self.m.source.order_by),
             task=train["details"]["task"],
             classes=train["details"].get("classes"),
+            open_columns=list(train["details"].get("open_categories", [])),
         )
 
     def load_pipeline(self) -> Any:

@@ -232,3 +232,42 @@ def test_classification_example(copy_example, capsys) -> None:
     assert set(metrics) == {"accuracy", "f1", "roc_auc"} and metrics["accuracy"] > 0.9
     preds = pd.read_csv(project / "predictions.csv")
     assert {"prediction", "proba_0", "proba_1", "biopsy_id"} <= set(preds.columns)
+
+
+@pytest.mark.parametrize("handle_unknown", ["error", "ignore"])
+def test_unseen_categories_follow_the_encoders_policy(
+    diabetes: Path, capsys, tmp_path: Path, handle_unknown: str
+) -> None:
+    def set_policy(d: dict) -> None:
+        d["features"][1]["params"]["handle_unknown"] = handle_unknown
+
+    edit_manifest(diabetes, set_policy)
+    assert run_cli(capsys, "run", "-p", diabetes).code == 0
+    new = pd.read_csv(diabetes / "data" / "new_visits.csv")
+    new.loc[0, "clinic"] = "brand-new-clinic"
+    new.to_csv(tmp_path / "in.csv", index=False)
+    r = run_cli(
+        capsys,
+        "predict",
+        "-p",
+        diabetes,
+        "-i",
+        tmp_path / "in.csv",
+        "-o",
+        tmp_path / "out.csv",
+        "--json",
+    )
+    if handle_unknown == "error":
+        assert r.code == 1
+        assert "column 'clinic': unseen category" in r.err
+    else:  # the manifest asked the encoder to accept new values: so does validation
+        assert r.code == 0, r.err
+        assert r.json()["predicted"] == len(new)
+        bundle = tmp_path / "m.mlrepro"
+        assert run_cli(capsys, "bundle", "-p", diabetes, "-o", bundle).code == 0
+        from mlrepro import load_bundle
+
+        model = load_bundle(bundle)
+        assert len(model.predict(new)) == len(new)
+        spec = {c.name: c for c in model.columns}["clinic"]
+        assert spec.categories is None

@@ -31,8 +31,15 @@ class Contract:
     id_columns: list[str] = field(default_factory=list)  # passed through when present
     task: str = "regression"
     classes: list[Any] | None = None
+    # text columns whose encoder accepts unseen values (handle_unknown other than "error"):
+    # their training categories are information, not a rule
+    open_columns: list[str] = field(default_factory=list)
     _schema: Any = None
     _plan: Any = None
+
+    def __post_init__(self) -> None:
+        if self.open_columns:
+            self.schema_yaml = without_categories(self.schema_yaml, self.open_columns)
 
     def schema(self) -> Any:
         if self._schema is None:
@@ -59,6 +66,24 @@ class Contract:
         if self._plan is None:
             self._plan = fast_plan(self.schema())
         return self._plan
+
+
+def without_categories(schema_yaml: str, columns: list[str]) -> str:
+    """The schema YAML with the allowed-values check of ``columns`` removed."""
+    import yaml
+
+    doc = yaml.safe_load(schema_yaml) or {}
+    for name in columns:
+        col = (doc.get("columns") or {}).get(name)
+        if not isinstance(col, dict):
+            continue
+        col.pop("isin", None)
+        checks = col.get("checks")
+        if isinstance(checks, dict):
+            checks.pop("isin", None)
+            if not checks:
+                col["checks"] = None
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def _finite(series: pd.Series) -> pd.Series:

@@ -66,6 +66,17 @@ def structure(est: Any) -> Any:
     return node
 
 
+def open_categories(transformer: Any) -> list[str]:
+    """Input columns handled by an encoder that accepts unseen values (not 'error')."""
+    open_cols: set[str] = set()
+    for _, est, cols, _ in getattr(transformer, "fitted_steps_", []):
+        params = est.get_params(deep=False) if hasattr(est, "get_params") else {}
+        if params.get("handle_unknown", "error") != "error":
+            open_cols.update(str(c) for c in cols)
+    inputs = [str(c) for c in getattr(transformer, "feature_names_in_", [])]
+    return [c for c in inputs if c in open_cols]
+
+
 def fit_model(
     matrix: pd.DataFrame, transformer: Any, selector: Any, manifest: Manifest, task: str
 ) -> tuple[Any, dict[str, Any]]:
@@ -130,6 +141,7 @@ def fit_model(
         "hyperparameters": params_of(model),
         "structure": structure(pipeline),
         "input_columns": [str(c) for c in transformer.feature_names_in_],
+        "open_categories": open_categories(transformer),
         "features": selected,
         "metrics": scores,
         "train_rows": int(train.sum()),
