@@ -36,6 +36,7 @@ class Contract:
     open_columns: list[str] = field(default_factory=list)
     _schema: Any = None
     _plan: Any = None
+    _training: Any = None
 
     def __post_init__(self) -> None:
         if self.open_columns:
@@ -60,6 +61,15 @@ class Contract:
             for spec in column_specs(self.schema_yaml, names)
             if spec["dtype"] in ("str", "object")
         ]
+
+    def training_columns(self) -> set[str]:
+        """Every column of the training snapshot (from the stored schema)."""
+        if self._training is None:
+            import yaml
+
+            doc = yaml.safe_load(self.schema_yaml) or {}
+            self._training = {str(c) for c in (doc.get("columns") or {})}
+        return self._training
 
     def plan(self) -> list[tuple[str, str, bool, Any]]:
         """Per column (name, kind, nullable, allowed values) for the vectorized fast path."""
@@ -247,7 +257,9 @@ def check_columns(columns: list[str], contract: Contract) -> list[str]:
     missing = [c for c in contract.input_columns if c not in columns]
     if missing:
         raise missing_columns_error(missing, columns, "prediction input")
-    known = set(contract.input_columns) | set(contract.id_columns)
+    # columns of the training data that are not inputs (target, timestamp) are expected in a
+    # copy of the source table: only columns the training data never had are worth a warning
+    known = set(contract.input_columns) | set(contract.id_columns) | contract.training_columns()
     return [c for c in columns if c not in known]
 
 
