@@ -213,3 +213,13 @@ def test_postgres_numeric_and_naive_timestamps(tmp_path, capsys, pg_clean_schema
     snap = snapshot(project)
     assert len(snap) == 59  # 2026-01-02 .. 2026-03-01 inclusive
     assert str(snap["X1"].dtype) == "float64" and snap["X1"].iloc[0] == 1.25
+
+
+def test_misspelt_order_by_suggests_the_column(tmp_path, capsys) -> None:
+    write_sqlite(tmp_path / "db.sqlite", events_frame(), "%Y-%m-%dT%H:%M:%S")
+    project = make_project(tmp_path / "p", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    manifest = project / "mlrepro.yaml"
+    manifest.write_text(manifest.read_text().replace("- id", "- idd"))
+    r = run_cli(capsys, "extract", "-p", project)
+    assert r.code == 3
+    assert "did you mean 'idd' -> 'id'?" in r.err

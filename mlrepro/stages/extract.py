@@ -56,11 +56,19 @@ def _probe(conn: Any, source: Source, dialect_name: str) -> tuple[list[str], str
     columns = list(result.keys())
     missing = [c for c in (source.timestamp_column, *source.order_by) if c not in columns]
     if missing:
+        import difflib
+
+        close = [
+            f"'{m}' -> '{c[0]}'"
+            for m in missing
+            if (c := difflib.get_close_matches(m, [str(x) for x in columns], n=1))
+        ]
         raise DataError(
             f"column(s) {missing} named in source (timestamp_column / order_by) are not in "
             f"the query result; it has: {', '.join(columns[:20])}"
             + (" ..." if len(columns) > 20 else ""),
-            hint="fix source.timestamp_column / source.order_by, or select those columns",
+            hint=("did you mean " + ", ".join(close) + "? " if close else "")
+            + "fix source.timestamp_column / source.order_by, or select those columns",
         )
     kind = "native"
     if dialect_name == "sqlite":
