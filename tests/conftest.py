@@ -52,16 +52,20 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
 
-def _no_server(reason: str) -> None:
-    """Skip locally; fail in CI. Never returns."""
-    hint = f'start one with: eval "$(.ci/start-postgres.sh)"  (sets {PG_URL_VAR})'
+def _unusable(server: str, script: str, var: str, reason: str) -> None:
+    """Skip locally; fail in CI (a missing server there is a broken build). Never returns."""
+    hint = f'start one with: eval "$(.ci/{script})"  (sets {var})'
     if in_ci():
         pytest.fail(
-            f"CI=true but the PostgreSQL test server is not usable: {reason}. "
-            f".ci/run must start it and export {PG_URL_VAR}; {hint}",
+            f"CI=true but the {server} test server is not usable: {reason}. "
+            f".ci/run must start it and export {var}; {hint}",
             pytrace=False,
         )
-    pytest.skip(f"no PostgreSQL test server: {reason}; {hint}")
+    pytest.skip(f"no {server} test server: {reason}; {hint}")
+
+
+def _no_server(reason: str) -> None:
+    _unusable("PostgreSQL", "start-postgres.sh", PG_URL_VAR, reason)
 
 
 @pytest.fixture(scope="session")
@@ -84,15 +88,7 @@ def pg_url() -> str:
 
 
 def _no_redis(reason: str) -> None:
-    """Skip locally; fail in CI. Never returns."""
-    hint = f'start one with: eval "$(.ci/start-redis.sh)"  (sets {REDIS_URL_VAR})'
-    if in_ci():
-        pytest.fail(
-            f"CI=true but the Redis test server is not usable: {reason}. "
-            f".ci/run must start it and export {REDIS_URL_VAR}; {hint}",
-            pytrace=False,
-        )
-    pytest.skip(f"no Redis test server: {reason}; {hint}")
+    _unusable("Redis", "start-redis.sh", REDIS_URL_VAR, reason)
 
 
 @pytest.fixture(scope="session")
