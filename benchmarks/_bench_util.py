@@ -31,7 +31,7 @@ def bundle(name: str, workdir: Path) -> Path:
     shutil.copytree(REPO / "examples" / name, project)
     for args in (["run", "-q"], ["bundle", "-q", "-o", str(out)]):
         subprocess.run(
-            [sys.executable, "-m", "mlrepro.cli", *args], cwd=project, env=env(), check=True
+            [sys.executable, "-m", "mlrepro.cli.main", *args], cwd=project, env=env(), check=True
         )
     return out
 

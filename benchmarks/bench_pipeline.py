@@ -66,7 +66,7 @@ def main() -> None:
         shutil.copy(ROOT / "examples" / "diabetes" / "mlrepro.yaml", project)
         if args.scale > 1:
             enlarge(project / "data" / "diabetes.db", args.scale)
-        cli = [sys.executable, "-m", "mlrepro.cli"]
+        cli = [sys.executable, "-m", "mlrepro.cli.main"]
         subprocess.run(
             [*cli, "run"],
             cwd=project,

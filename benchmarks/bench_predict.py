@@ -109,7 +109,7 @@ def make_project(root: Path, model: str) -> Path:
             """
         )
     )
-    cli = [sys.executable, "-m", "mlrepro.cli"]
+    cli = [sys.executable, "-m", "mlrepro.cli.main"]
     subprocess.run([*cli, "run", "-q", "-p", str(project)], check=True, env=_env())
     subprocess.run(
         [*cli, "bundle", "-q", "-p", str(project), "-o", str(bundle)], check=True, env=_env()
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [s for s in sizes if s <= args.rows]
     bundle = make_project(root, args.model)
     print(f"model: {' '.join(MODELS[args.model])}, bundle {bundle}")
-    cli = [sys.executable, "-m", "mlrepro.cli", "predict", "--bundle", str(bundle), "-q"]
+    cli = [sys.executable, "-m", "mlrepro.cli.main", "predict", "--bundle", str(bundle), "-q"]
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     results = []
     for rows in sizes:

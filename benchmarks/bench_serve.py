@@ -76,7 +76,7 @@ BASELINE = textwrap.dedent(
 
 
 def serve_mlrepro(bundle: Path) -> tuple[object, str]:
-    args = [sys.executable, "-m", "mlrepro.cli", "serve", str(bundle), "--port", "0"]
+    args = [sys.executable, "-m", "mlrepro.cli.main", "serve", str(bundle), "--port", "0"]
     proc, line = util.start([*args, "--log-level", "warning"], "listening on")
     return proc, line.split("listening on ")[1].split()[0]
 

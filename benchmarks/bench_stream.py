@@ -73,7 +73,7 @@ def run_stream(bundle: Path, url: str, records: list[dict], batch: int, n: int) 
         if i % 5000 == 4999:
             pipe.execute()
     pipe.execute()
-    args = [sys.executable, "-m", "mlrepro.cli", "stream", str(bundle), "--redis", url]
+    args = [sys.executable, "-m", "mlrepro.cli.main", "stream", str(bundle), "--redis", url]
     args += ["--input", streams["input"], "--output", streams["output"], "--batch", str(batch)]
     proc, _ = util.start(args, "reading")
     try:

@@ -61,7 +61,7 @@ def mlrepro(project: Path, *args: str) -> float:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "mlrepro.cli", *args, "-q", "-p", str(project)],
+        [sys.executable, "-m", "mlrepro.cli.main", *args, "-q", "-p", str(project)],
         env=env,
         capture_output=True,
         text=True,

@@ -1,6 +1,6 @@
 """mlrepro: reproducible ML pipelines from research to production.
 
-``from mlrepro import load_bundle`` is the embedded API (see ``mlrepro.api``). It is
+``from mlrepro import load_bundle`` is the embedded API (see ``mlrepro.delivery.api``). It is
 imported lazily so that ``import mlrepro`` (and ``mlrepro --help``) stays light.
 """
 
@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from mlrepro.version import __version__
 
 __all__ = ["Bundle", "BundleMetadata", "__version__", "load_bundle"]
 
 if TYPE_CHECKING:
-    from .api import Bundle, BundleMetadata, load_bundle
+    from mlrepro.delivery.api import Bundle, BundleMetadata, load_bundle
 
 _LAZY = {"load_bundle", "Bundle", "BundleMetadata"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from . import api
+        from mlrepro.delivery import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'mlrepro' has no attribute {name!r}")

@@ -6,7 +6,7 @@ hint that names the fix. The CLI maps the error class to an exit code in one pla
 
 from __future__ import annotations
 
-from .redaction import scrub
+from mlrepro.redaction import scrub
 
 # Exit codes (documented in README.md).
 EXIT_OK = 0

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
-from .errors import DataError
+from mlrepro.errors import DataError
 
 
 def select_columns(spec: Any, frame: pd.DataFrame) -> list[str]:
@@ -50,7 +50,7 @@ def missing_columns_error(missing: list[str], available: list[str], what: str) -
 
 def step_error(name: str, est: Any, frame: pd.DataFrame, exc: Exception) -> DataError:
     """Name the step, its class and the columns that broke it; never the values."""
-    from .safe_text import strip_values
+    from mlrepro.core.safe_text import strip_values
 
     what = f"feature step '{name}' ({type(est).__name__})"
     text = strip_values(exc)

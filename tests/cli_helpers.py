@@ -27,7 +27,7 @@ class Result:
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> Result:
     """Call ``mlrepro.cli.main`` like the shell would; never raises SystemExit."""
-    from mlrepro.cli import main
+    from mlrepro.cli.main import main
 
     capsys.readouterr()
     try:
@@ -45,10 +45,10 @@ def run_subprocess(
     env: dict | None = None,
     python_args: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m mlrepro.cli`` in a fresh interpreter (import checks, signals)."""
+    """Run ``python -m mlrepro.cli.main`` in a fresh interpreter (import checks, signals)."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
     return subprocess.run(
-        [sys.executable, *python_args, "-m", "mlrepro.cli", *map(str, args)],
+        [sys.executable, *python_args, "-m", "mlrepro.cli.main", *map(str, args)],
         cwd=cwd,
         env=full_env,
         capture_output=True,

@@ -21,10 +21,10 @@ _CACHE: dict[str, tuple[Path, Path]] = {}
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m mlrepro.cli ARGS`` with this checkout on PYTHONPATH."""
+    """Run ``python -m mlrepro.cli.main ARGS`` with this checkout on PYTHONPATH."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), COLUMNS="200")
     return subprocess.run(
-        [sys.executable, "-m", "mlrepro.cli", *args],
+        [sys.executable, "-m", "mlrepro.cli.main", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -35,7 +35,7 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run the CLI in this process (fast); the same result shape as ``cli``."""
-    from mlrepro.cli import main
+    from mlrepro.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     before = os.getcwd()
@@ -55,8 +55,8 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 
 def train_project(name: str, dest: Path) -> Path:
     """Copy ``examples/<name>`` to ``dest`` and run its pipeline in-process."""
-    from mlrepro import manifest
-    from mlrepro.runner import Runner
+    from mlrepro.core import manifest
+    from mlrepro.pipeline.runner import Runner
 
     shutil.copytree(EXAMPLES / name, dest, ignore=_IGNORE)
     runner = Runner(manifest.load(dest))
@@ -67,7 +67,8 @@ def train_project(name: str, dest: Path) -> Path:
 def trained_bundle(name: str, base: Path) -> tuple[Path, Path]:
     """(project folder, bundle file) of an example, trained once per session under ``base``."""
     if name not in _CACHE:
-        from mlrepro import bundle, manifest
+        from mlrepro.core import manifest
+        from mlrepro.delivery import bundle
 
         project = train_project(name, base / name)
         path = base / f"{name}.mlrepro"

@@ -16,11 +16,11 @@ from delivery_util import REPO_ROOT, run, trained_bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlrepro.api import load_bundle
+from mlrepro.delivery.api import load_bundle
 from mlrepro.errors import DataError, PredictionRejected
-from mlrepro.prediction import run_prediction
-from mlrepro.prefetch import prefetch
-from mlrepro.stages.predict import Contract, fast_validate, invalid_rows, score_chunk
+from mlrepro.predict.contract import Contract, fast_validate, invalid_rows, score_chunk
+from mlrepro.predict.prefetch import prefetch
+from mlrepro.predict.sink import run_prediction
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +310,7 @@ def test_closing_prefetch_stops_the_producer():
 
 def peak_rss(args: list[str], cwd: Path) -> int:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "mlrepro.cli", *args], cwd=cwd, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "mlrepro.cli.main", *args], cwd=cwd, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 0
@@ -336,7 +336,7 @@ def test_memory_stays_flat_as_the_input_grows(tmp_path_factory, tmp_path):
 
 
 def test_progress_total_is_known_for_parquet(tmp_path):
-    from mlrepro.predict_cli import known_rows
+    from mlrepro.predict.io import known_rows
 
     pd.DataFrame({"a": range(7)}).to_parquet(tmp_path / "a.parquet")
     (tmp_path / "a.csv").write_text("a\n1\n")
@@ -352,7 +352,7 @@ def test_csv_text_columns_keep_their_cells_as_written(tmp_path):
     The training data (from SQL) held them as text, so every row was rejected ('unseen
     category', 'missing value') although it was a training row.
     """
-    from mlrepro.batch import read_chunks
+    from mlrepro.predict.batchio import read_chunks
 
     yaml_text = (
         "schema_type: dataframe\nversion: 0.0.0\ncolumns:\n"

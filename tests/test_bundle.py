@@ -19,8 +19,8 @@ import pytest
 from delivery_util import REPO_ROOT, cli, run, train_project, trained_bundle
 
 import mlrepro
-from mlrepro import bundle as fmt
-from mlrepro.api import EnvironmentWarning, IgnoredColumnsWarning, load_bundle
+from mlrepro.delivery import bundle as fmt
+from mlrepro.delivery.api import EnvironmentWarning, IgnoredColumnsWarning, load_bundle
 from mlrepro.errors import ArtifactError, DataError, PredictionRejected
 
 

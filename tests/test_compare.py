@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlrepro.compare import Tolerance, compare_numbers, compare_values, list_change
-from mlrepro.framediff import compare_frames
-from mlrepro.modeldiff import compare_fitted, compare_outputs
+from mlrepro.verify.compare import Tolerance, compare_numbers, compare_values, list_change
+from mlrepro.verify.framediff import compare_frames
+from mlrepro.verify.modeldiff import compare_fitted, compare_outputs
 
 TOL = Tolerance()
 

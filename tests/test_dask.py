@@ -12,9 +12,9 @@ from delivery_util import cli, run, trained_bundle
 
 distributed = pytest.importorskip("distributed")
 
-from mlrepro import dask_engine  # noqa: E402
-from mlrepro.api import load_bundle  # noqa: E402
+from mlrepro.delivery.api import load_bundle  # noqa: E402
 from mlrepro.errors import DataError, PredictionRejected  # noqa: E402
+from mlrepro.predict import dask as dask_engine  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import pytest
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlrepro import manifest as mf
+from mlrepro.core import manifest as mf
+from mlrepro.core.resolve import build, derive_seed
 from mlrepro.errors import DataError, ManifestError
-from mlrepro.resolve import build, derive_seed
-from mlrepro.stages.features import SPLIT_COLUMN, fit_features
-from mlrepro.stages.select import fit_selection
+from mlrepro.pipeline.features import SPLIT_COLUMN, fit_features
+from mlrepro.pipeline.select import fit_selection
 from mlrepro.transformers import FeatureSteps
 
 

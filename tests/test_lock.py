@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli
 
-from mlrepro import lockfile
 from mlrepro.errors import ArtifactError
-from mlrepro.store import Store
+from mlrepro.project import lockfile
+from mlrepro.project.store import Store
 
 
 def test_absent_lock_is_empty(tmp_path: Path) -> None:

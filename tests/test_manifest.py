@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlrepro import manifest as mf
+from mlrepro.core import manifest as mf
 from mlrepro.errors import ManifestError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from cli_helpers import run_cli, run_subprocess
 
-from mlrepro import lockfile
+from mlrepro.project import lockfile
 
 STAGES = ["extract", "features", "select", "train", "predict"]
 
@@ -196,7 +196,7 @@ def test_predict_into_database_table(diabetes: Path, capsys, tmp_path: Path) -> 
 
 def test_help_and_noop_run_stay_light(diabetes: Path) -> None:
     probe = (
-        "import sys\nfrom mlrepro.cli import main\n"
+        "import sys\nfrom mlrepro.cli.main import main\n"
         "try:\n    main(sys.argv[1:])\n"
         "except SystemExit: pass\n"
         "print('HEAVY', sorted(m for m in ('pandas','sklearn') if m in sys.modules))"

@@ -24,7 +24,7 @@ def test_usage_errors_are_exit_2_not_internal(capsys, args, message) -> None:
 
 
 def _manifest(params_model: dict, selection: dict | None = None) -> object:
-    from mlrepro.manifest import from_dict
+    from mlrepro.core.manifest import from_dict
 
     data = {
         "name": "qa",
@@ -46,7 +46,7 @@ def _manifest(params_model: dict, selection: dict | None = None) -> object:
 def test_parameter_errors_name_the_manifest_field() -> None:
     """'model.params.x' / 'selection.params.x' is where the user wrote it, not '.estimator.'."""
     from mlrepro.errors import ManifestError
-    from mlrepro.preflight import check_classes
+    from mlrepro.pipeline.preflight import check_classes
 
     with pytest.raises(ManifestError, match=r"'model\.params\.probabilty': SVC has no"):
         check_classes(_manifest({"probabilty": True}))
@@ -60,7 +60,7 @@ def test_parameter_errors_name_the_manifest_field() -> None:
 
 def test_estimator_class_as_a_plain_string_parameter_is_explained() -> None:
     from mlrepro.errors import ManifestError
-    from mlrepro.preflight import check_classes
+    from mlrepro.pipeline.preflight import check_classes
 
     selection = {
         "method": "sklearn.feature_selection.RFE",
@@ -74,10 +74,10 @@ def test_estimator_class_as_a_plain_string_parameter_is_explained() -> None:
 
 def test_derived_seeds_are_unchanged_by_message_paths() -> None:
     """Seeds derive from the internal key; changing it would change every recorded model."""
-    from mlrepro.resolve import build
+    from mlrepro.core.resolve import build
 
     est = build("sklearn.svm.SVC", {}, ("sklearn.",), "model.estimator", 42)
-    from mlrepro.resolve import derive_seed
+    from mlrepro.core.resolve import derive_seed
 
     assert est.random_state == derive_seed(42, "model.estimator/random_state")
 
@@ -157,8 +157,8 @@ def test_model_diff_does_not_report_equal_nan_categories_or_rng_addresses() -> N
     import pandas as pd
     from sklearn.preprocessing import OneHotEncoder
 
-    from mlrepro.compare import Tolerance
-    from mlrepro.modeldiff import compare_fitted
+    from mlrepro.verify.compare import Tolerance
+    from mlrepro.verify.modeldiff import compare_fitted
 
     frame = pd.DataFrame({"c": pd.array(["a", None, "b"], dtype=object)})
     a = OneHotEncoder().fit(frame)
@@ -255,7 +255,7 @@ def test_regressor_on_a_text_target_is_explained(tmp_path, capsys) -> None:
 def test_env_defaults_and_visible_url_parts_are_not_masked_as_secrets(monkeypatch) -> None:
     """`sqlite:///${DIR:-data}/x.db` masked every "data" in messages ("training *** had")."""
     from mlrepro import redaction
-    from mlrepro.sources import expand_env
+    from mlrepro.core.sources import expand_env
 
     redaction.forget_secrets()
     monkeypatch.setenv("QA_USER", "alice")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.cli import main
+from mlrepro.cli.main import main
 from mlrepro.fingerprint import fingerprint_frame, hash_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +125,7 @@ def test_verify_in_a_copied_project_folder(capsys, recorded, tmp_path):
     shutil.rmtree(first)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "mlrepro.cli", "verify", "--json"],
+        [sys.executable, "-m", "mlrepro.cli.main", "verify", "--json"],
         cwd=moved,
         env=env,
         capture_output=True,
@@ -473,7 +473,7 @@ def test_project_without_a_lock_is_an_error(capsys, tmp_path):
 def test_verify_help_does_not_import_pandas_or_sklearn():
     code = (
         "import sys\n"
-        "from mlrepro.cli import main\n"
+        "from mlrepro.cli.main import main\n"
         "try:\n    main(['verify', '--help'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('pandas', 'sklearn', 'numpy') if m in sys.modules))"
     )

@@ -2,7 +2,7 @@
 
 ``bundles`` trains both examples once per session and bundles them (diabetes: regression
 with an imputed nullable column and a categorical one; breast_cancer: classification).
-``Proc`` runs ``python -m mlrepro.cli ...`` as a real process with this checkout first on
+``Proc`` runs ``python -m mlrepro.cli.main ...`` as a real process with this checkout first on
 ``PYTHONPATH`` and collects its stderr lines, so tests can wait for a line.
 """
 
@@ -43,7 +43,7 @@ class Proc:
     def __init__(self, *args: str, cwd: Path | None = None) -> None:
         self.args = args
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "mlrepro.cli", *args],
+            [sys.executable, "-m", "mlrepro.cli.main", *args],
             cwd=cwd,
             env=cli_env(),
             stdin=subprocess.DEVNULL,
@@ -120,9 +120,9 @@ class Proc:
 
 
 def _train_and_bundle(name: str, root: Path) -> Path:
-    from mlrepro import bundle as fmt
-    from mlrepro import manifest as manifest_mod
-    from mlrepro.runner import Runner
+    from mlrepro.core import manifest as manifest_mod
+    from mlrepro.delivery import bundle as fmt
+    from mlrepro.pipeline.runner import Runner
 
     project = root / name
     shutil.copytree(EXAMPLES / name, project, ignore=shutil.ignore_patterns(".mlrepro", "*.lock*"))

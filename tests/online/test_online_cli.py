@@ -14,7 +14,7 @@ from .conftest import cli_env
 
 def run(*args: str) -> tuple[int, str, str]:
     """The CLI in this process: (exit code, stdout, stderr)."""
-    from mlrepro.cli import main
+    from mlrepro.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -28,7 +28,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_help_lists_the_commands_without_importing_the_servers():
     code = (
         "import sys\n"
-        "from mlrepro.cli import main\n"
+        "from mlrepro.cli.main import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = {'fastapi', 'uvicorn', 'redis', 'pydantic', 'pandas', 'sklearn', 'starlette'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mlrepro import load_bundle
-from mlrepro.serve import create_app
+from mlrepro.serving.http import create_app
 
 with warnings.catch_warnings():  # starlette's notice about a future httpx release
     warnings.filterwarnings("ignore", message=".*httpx2")

@@ -122,7 +122,7 @@ def test_a_port_in_use_is_a_clear_error(bundles):
 
 
 def test_the_listening_socket_is_tcp_with_nodelay():
-    from mlrepro.serve_process import bind
+    from mlrepro.serving.process import bind
 
     # proto 0 would make asyncio skip TCP_NODELAY: ~40 ms of Nagle delay per response
     with bind("127.0.0.1", 0) as sock:

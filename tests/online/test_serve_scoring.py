@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlrepro import load_bundle
-from mlrepro.records import RequestModels
-from mlrepro.scoring import Scorer
+from mlrepro.predict.scoring import Scorer
+from mlrepro.serving.records import RequestModels
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from mlrepro import load_bundle
-from mlrepro.stream import Consumer, StreamSpec, connect, ensure_group
+from mlrepro.serving.stream import Consumer, StreamSpec, connect, ensure_group
 
 pytestmark = pytest.mark.redis
 

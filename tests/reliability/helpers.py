@@ -25,9 +25,9 @@ def cli_env(hook: bool = False, **extra: str) -> dict[str, str]:
 def run_cli(
     args: list[str], cwd: Path, *, env: dict[str, str] | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m mlrepro.cli ARGS`` in ``cwd``; never raises on a non-zero exit."""
+    """``python -m mlrepro.cli.main ARGS`` in ``cwd``; never raises on a non-zero exit."""
     return subprocess.run(
-        [sys.executable, "-m", "mlrepro.cli", *args],
+        [sys.executable, "-m", "mlrepro.cli.main", *args],
         cwd=cwd,
         env=env or cli_env(),
         capture_output=True,
@@ -87,8 +87,8 @@ def content_fingerprint(project: Path, stage: str, name: str, rec: dict[str, Any
 
 def check_integrity(project: Path, *, fingerprints: bool = True) -> dict[str, Any] | None:
     """Assert the lock parses and names only intact artifacts; return the lock (or None)."""
-    from mlrepro import lockfile
     from mlrepro.fingerprint import hash_file
+    from mlrepro.project import lockfile
 
     if not (project / "mlrepro.lock").exists():
         return None
@@ -110,7 +110,7 @@ def temp_files(project: Path) -> list[str]:
 
 def orphan_objects(project: Path) -> list[str]:
     """Store objects the lock does not name."""
-    from mlrepro.lockfile import referenced_paths
+    from mlrepro.project.lockfile import referenced_paths
 
     lock = read_lock(project) or {"stages": {}}
     keep = referenced_paths(lock)
@@ -133,7 +133,7 @@ def output_fingerprints(lock: dict[str, Any]) -> dict[str, str]:
 
 def invoke(args: list[str]) -> int:
     """Run the CLI in this process (fast: no imports); returns the exit code."""
-    from mlrepro.cli import main
+    from mlrepro.cli.main import main
 
     try:
         main(args)

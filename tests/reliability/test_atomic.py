@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro import atomic
-from mlrepro.locking import clean_leftovers, project_lock
+from mlrepro.core import atomic
+from mlrepro.project.locking import clean_leftovers, project_lock
 
 
 def _dead_pid() -> int:

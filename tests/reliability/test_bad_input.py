@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlrepro import console
-from mlrepro.atomic import DiskFullError
+from mlrepro.cli import console
+from mlrepro.core.atomic import DiskFullError
 from mlrepro.errors import (
     ArtifactError,
     ConcurrencyError,

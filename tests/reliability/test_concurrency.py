@@ -30,7 +30,7 @@ def _start_paused(project: Path, tmp_path: Path, event: str, events: list[str]) 
     n = events.index(event) + 1
     env = cli_env(hook=True, MLREPRO_CRASH=f"pause@{n}", MLREPRO_CRASH_LOG=str(log))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlrepro.cli", "run", "-q"],
+        [sys.executable, "-m", "mlrepro.cli.main", "run", "-q"],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -73,7 +73,7 @@ def test_second_run_with_wait_queues_behind_the_first(traced: Traced, tmp_path: 
     shutil.copytree(traced.base, project)
     first = _start_paused(project, tmp_path, "features:start", traced.events)
     second = subprocess.Popen(
-        [sys.executable, "-m", "mlrepro.cli", "run", "--json", "--wait", "120"],
+        [sys.executable, "-m", "mlrepro.cli.main", "run", "--json", "--wait", "120"],
         cwd=project,
         env=cli_env(),
         stdout=subprocess.PIPE,

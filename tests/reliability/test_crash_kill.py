@@ -1,6 +1,6 @@
 """SIGKILL at many moments of a run, spread over every stage: nothing is ever lost.
 
-A fault-injection hook (``crashhook/sitecustomize.py``) makes ``python -m mlrepro.cli run``
+A fault-injection hook (``crashhook/sitecustomize.py``) makes ``python -m mlrepro.cli.main run``
 kill itself with SIGKILL at the N-th I/O event: a stage starting, a parquet or model being
 written, before and after each rename, the lock write. After each kill the lock (if any)
 must parse and name only artifacts with the recorded byte hash and content fingerprint, and

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro import atomic, console
-from mlrepro.atomic import DiskFullError
+from mlrepro.cli import console
+from mlrepro.core import atomic
+from mlrepro.core.atomic import DiskFullError
 from mlrepro.errors import EXIT_ARTIFACT
 
 from .helpers import check_integrity, invoke, orphan_objects, temp_files
@@ -49,7 +50,7 @@ WHERE = {
     "snapshot": ("2026-06-30T00:00:00Z", "2026-06-29T00:00:00Z", "pyarrow.parquet.ParquetWriter",
                  "write_batch", _no_space),
     "model": ("n_estimators: 10", "n_estimators: 11", "joblib", "dump", _no_space),
-    "lock": ("n_estimators: 10", "n_estimators: 11", "mlrepro.atomic", "commit", None),
+    "lock": ("n_estimators: 10", "n_estimators: 11", "mlrepro.core.atomic", "commit", None),
     "arrow-text-only": ("2026-06-30T00:00:00Z", "2026-06-29T00:00:00Z",
                         "pyarrow.parquet.ParquetWriter", "write_batch", _arrow_no_space),
 }  # fmt: skip

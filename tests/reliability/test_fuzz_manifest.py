@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlrepro import manifest
+from mlrepro.core import manifest
 from mlrepro.errors import MlreproError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "diabetes" / "mlrepro.yaml"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro import interrupt
+from mlrepro.core import interrupt
 from mlrepro.errors import EXIT_INTERRUPTED
 
 from .conftest import Traced
@@ -70,7 +70,7 @@ def test_sigint_at_chosen_moments_exits_130_cleanly(traced: Traced, tmp_path: Pa
 def test_real_ctrl_c_from_outside(small_project: Path) -> None:
     """SIGINT sent by another process (as a terminal does) while stages are running."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlrepro.cli", "run"],
+        [sys.executable, "-m", "mlrepro.cli.main", "run"],
         cwd=small_project,
         env=cli_env(),
         stdout=subprocess.PIPE,
@@ -96,7 +96,7 @@ def test_swallowed_keyboard_interrupt_still_stops_the_run(
 ) -> None:
     """A KeyboardInterrupt dropped by a library (e.g. in a weakref callback) still ends the run
     at the next stage with 130: the handler's flag is checked between stages."""
-    from mlrepro import runner
+    from mlrepro.pipeline import runner
 
     original = runner.Runner._features
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlrepro.core.safe_text import first_line, strip_values
 from mlrepro.errors import EXIT_DATA, EXIT_NOT_REPRODUCED, PredictionRejected
-from mlrepro.safe_text import first_line, strip_values
-from mlrepro.stages.predict import Contract, predict_chunk
+from mlrepro.predict.contract import Contract, predict_chunk
 
 from .helpers import invoke
 

@@ -90,13 +90,13 @@ def test_successful_postgres_run_records_no_password(pg_clean_schema, small_proj
 
 
 def test_unexpected_exception_is_reported_without_secrets(small_project, capsys, monkeypatch):
-    from mlrepro import runner
+    from mlrepro.pipeline import runner
 
     monkeypatch.setenv("MLREPRO_TEST_SECRET", SECRET)
     _set_url(small_project, "sqlite:///data/diabetes.db?x=${MLREPRO_TEST_SECRET}")
 
     def broken(self):  # type: ignore[no-untyped-def]
-        from mlrepro.sources import resolve_url
+        from mlrepro.core.sources import resolve_url
 
         resolve_url(self.m.source.url, self.root)  # registers the expanded value
         raise RuntimeError(f"driver said: postgresql://bob:{SECRET}@db/x; token {SECRET}")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro import safe_model
 from mlrepro.errors import EXIT_ARTIFACT, ArtifactError, ManifestError
 from mlrepro.fingerprint import hash_file
-from mlrepro.store import Store
+from mlrepro.project import formats as safe_model
+from mlrepro.project.store import Store
 
 from .helpers import check_integrity, invoke, read_lock
 

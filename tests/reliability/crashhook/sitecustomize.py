@@ -63,7 +63,8 @@ def _install() -> None:
     import joblib
     import pyarrow.parquet as pq
 
-    from mlrepro import lockfile, runner, store
+    from mlrepro.pipeline import runner
+    from mlrepro.project import lockfile, store
 
     wrap(os, "fsync", "fsync")
     wrap(os, "replace", "rename", after=True)

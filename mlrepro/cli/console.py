@@ -1,0 +1,118 @@
+"""Human-facing output: stage lines, tables, progress bars (on a terminal only)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console as RichConsole
+from rich.table import Table
+
+from mlrepro.errors import MlreproError
+
+
+def short(fp: str | None) -> str:
+    return (fp or "")[:15]
+
+
+def print_error(exc: MlreproError) -> None:
+    from rich.markup import escape  # messages hold brackets: "pip install 'mlrepro[postgres]'"
+
+    err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, emoji=False)
+    if exc.hint:
+        err.print(f"  [yellow]hint:[/] {escape(exc.hint)}", markup=True, emoji=False)
+
+
+class Console:
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.out = RichConsole(highlight=False, soft_wrap=True)
+        self.err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
+        self._progress: Any = None
+
+    def _print(self, text: str) -> None:
+        if not self.quiet:
+            self.out.print(text, markup=True, emoji=False)
+
+    # ------------------------------------------------------------------ runner events
+    def report(self, event: str, stage: str, payload: Any = None) -> None:
+        if event == "skip":
+            self._print(f"[dim]{stage:<9}[/] unchanged, skipped")
+        elif event == "start":
+            self._stop_progress()
+        elif event == "done":
+            self._stop_progress()
+            outs = payload.outputs
+            main = next(iter(outs.values()), {})
+            size = ""
+            if "rows" in main:
+                size = f"{main['rows']} rows"
+                if "columns" in main:
+                    size += f" x {main['columns']} cols"
+            extra = ""
+            metrics = payload.details.get("metrics")
+            if metrics:
+                extra = "  " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+            if stage == "select":
+                extra = f"  {payload.details['count']} features"
+            why = f" [dim]({payload.reason})[/]" if payload.reason else ""
+            self._print(
+                f"[green]{stage:<9}[/] ran in {payload.duration_s:.2f}s  {size}{extra}  "
+                f"[dim]{short(main.get('fingerprint'))}[/]{why}"
+            )
+        elif event == "warn":
+            from rich.markup import escape
+
+            self.err.print(f"[yellow]warning:[/] {escape(str(payload))}", markup=True, emoji=False)
+
+    def progress(self, stage: str, total: int | None = None) -> Callable[[int], None] | None:
+        """A row counter on a terminal; None elsewhere (CI logs stay clean)."""
+        if self.quiet or not sys.stderr.isatty():
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._stop_progress()
+        self._progress = Progress(
+            TextColumn(f"{stage} rows"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=self.err,
+            transient=True,
+        )
+        task = self._progress.add_task(stage, total=total)
+        self._progress.start()
+        return lambda n: self._progress.advance(task, n) if self._progress else None
+
+    def _stop_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    # ------------------------------------------------------------------ summaries
+    def summary(self, results: list[Any]) -> None:
+        self._stop_progress()
+        ran = sum(r.status == "ran" for r in results)
+        self._print(
+            f"[bold]{ran} stage(s) ran, {len(results) - ran} unchanged[/]; lock: mlrepro.lock"
+        )
+
+    def status(self, manifest: Any, states: list[Any]) -> None:
+        table = Table(title=f"{manifest.name}")
+        table.add_column("stage")
+        table.add_column("state")
+        table.add_column("reason")
+        colors = {"up to date": "green", "stale": "yellow", "missing": "red"}
+        for s in states:
+            table.add_row(s.stage, f"[{colors[s.state]}]{s.state}[/]", s.reason)
+        self.out.print(table)
+
+    def predict_summary(self, summary: dict[str, Any]) -> None:
+        self._stop_progress()
+        line = f"predicted {summary['predicted']} of {summary['rows']} rows"
+        if summary["rejected"]:
+            line += f", rejected {summary['rejected']}"
+        self._print(
+            f"{line} -> {summary['output']}  [dim]model {short(summary['model_fingerprint'])}[/]"
+        )

@@ -1,0 +1,373 @@
+"""The ``mlrepro`` command line: one thin function per command.
+
+No pandas / scikit-learn import at module level: ``mlrepro --help`` stays instant and a
+no-op ``mlrepro run`` never imports scikit-learn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlrepro.cli.delivery import register as register_delivery
+from mlrepro.cli.online import register as register_online
+from mlrepro.errors import EXIT_INTERRUPTED, MlreproError, UsageError
+from mlrepro.version import __version__
+
+app = typer.Typer(
+    name="mlrepro",
+    help="Reproducible ML pipelines: extract -> features -> select -> train -> predict, "
+    "with fingerprinted artifacts, a lock file and verification.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+Project = Annotated[
+    Path | None,
+    typer.Option("-p", "--project", help="Project folder (holding mlrepro.yaml) or manifest."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON result.")]
+Force = Annotated[bool, typer.Option("--force", help="Re-run even if unchanged.")]
+Wait = Annotated[
+    float,
+    typer.Option("--wait", help="Seconds to wait for another mlrepro writing this project."),
+]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlrepro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """Reproducible ML pipelines with proof that production runs the same model."""
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _run_stages(
+    project: Path | None,
+    stages: list[str] | None,
+    force: bool,
+    as_json: bool,
+    quiet: bool,
+    wait: float,
+) -> None:
+    from mlrepro.cli.console import Console
+    from mlrepro.core import manifest as manifest_mod
+    from mlrepro.pipeline.runner import Runner
+    from mlrepro.project.locking import project_lock
+
+    m = manifest_mod.load(project)
+    ui = Console(quiet=quiet or as_json)
+    with project_lock(m.root, wait):
+        runner = Runner(m, report=ui.report, progress=ui.progress)
+        results = runner.run(stages, force=force)
+        if stages is None:
+            runner.finish()
+    if as_json:
+        _emit_json({"project": m.name, "stages": [r.to_dict() for r in results]})
+    else:
+        ui.summary(results)
+
+
+@app.command()
+def run(
+    project: Project = None,
+    force: Force = False,
+    as_json: Json = False,
+    quiet: Quiet = False,
+    wait: Wait = 0.0,
+) -> None:
+    """Run the whole pipeline; stages whose inputs and parameters are unchanged are skipped."""
+    _run_stages(project, None, force, as_json, quiet, wait)
+
+
+def _stage_command(stage: str, doc: str) -> None:
+    def command(
+        project: Project = None,
+        force: Force = False,
+        as_json: Json = False,
+        quiet: Quiet = False,
+        wait: Wait = 0.0,
+    ) -> None:
+        _run_stages(project, [stage], force, as_json, quiet, wait)
+
+    command.__doc__ = doc
+    app.command(name=stage)(command)
+
+
+_stage_command("extract", "Query the source as of source.as_of into a fingerprinted snapshot.")
+_stage_command("features", "Fit the feature steps on the training rows and transform all rows.")
+_stage_command("select", "Fit the selection method and record the selected features.")
+_stage_command("train", "Fit the model, score the held-out rows, save the end-to-end pipeline.")
+
+
+@app.command()
+def status(project: Project = None, as_json: Json = False) -> None:
+    """Show each stage as up to date, stale (with the reason) or missing."""
+    from mlrepro.cli.console import Console
+    from mlrepro.core import manifest as manifest_mod
+    from mlrepro.pipeline.runner import Runner
+
+    m = manifest_mod.load(project)
+    states = Runner(m).status()
+    if as_json:
+        _emit_json(
+            {
+                "project": m.name,
+                "stages": [
+                    {"stage": s.stage, "state": s.state, "reason": s.reason} for s in states
+                ],
+            }
+        )
+    else:
+        Console().status(m, states)
+
+
+@app.command()
+def predict(
+    project: Project = None,
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="CSV or parquet input.")
+    ] = None,
+    query: Annotated[str | None, typer.Option("--query", help="SQL query as input.")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Database URL for --query / --table (default: source.url)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="CSV or parquet output.")
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option("--table", help="Write predictions to this database table.")
+    ] = None,
+    on_invalid: Annotated[
+        str, typer.Option("--on-invalid", help="fail | skip | quarantine invalid rows.")
+    ] = "fail",
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="Where quarantined rows go (CSV/parquet).")
+    ] = None,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", help="Input column to copy to the output (repeatable)."),
+    ] = None,
+    encoding: Annotated[
+        str, typer.Option("--encoding", help="Text encoding of a CSV input.")
+    ] = "utf-8",
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", help="Rows per chunk.")] = 100_000,
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", "-b", help="Predict with a .mlrepro bundle (no project needed)."),
+    ] = None,
+    expect: Annotated[
+        str | None,
+        typer.Option("--expect", help="With --bundle: refuse it unless it has this fingerprint."),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local | dask (partitions on a Dask cluster).")
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address (default: a local cluster)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Processes of the local Dask cluster.")
+    ] = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Predict with the trained pipeline. Without --input/--query, runs the manifest's predict."""
+    from mlrepro.cli.console import Console
+    from mlrepro.core import manifest as manifest_mod
+    from mlrepro.predict.io import adhoc_predict
+
+    ui = Console(quiet=quiet or as_json)
+    io = {
+        "input": input,
+        "query": query,
+        "url": url,
+        "output": output,
+        "table": table,
+        "on_invalid": on_invalid,
+        "rejects": rejects,
+        "keep": tuple(keep or ()),
+        "encoding": encoding,
+        "chunk_rows": chunk_rows,
+        "engine": engine,
+        "scheduler": scheduler,
+        "workers": workers,
+    }
+    if bundle is not None:
+        from mlrepro.cli.delivery import bundle_predict
+
+        if project is not None:
+            raise UsageError("use just one of --bundle or -p/--project", hint="pick one model")
+        summary = bundle_predict(bundle, ui, io, expect)
+    else:
+        if expect is not None:
+            raise UsageError("--expect needs --bundle", hint="add --bundle FILE, or drop --expect")
+        m = manifest_mod.load(project)
+        if input is None and query is None:
+            if output or table:
+                raise typer.BadParameter("--output/--table need --input or --query")
+            _run_stages(project, ["predict"], True, as_json, quiet, 0.0)
+            return
+        summary = adhoc_predict(m, ui, **io)
+    if as_json:
+        _emit_json(summary)
+    else:
+        ui.predict_summary(summary)
+    if summary["rejected"] and on_invalid != "fail":
+        raise typer.Exit(0)
+
+
+@app.command()
+def verify(
+    project: Project = None,
+    stage: Annotated[
+        str | None,
+        typer.Option("--stage", help="Verify one stage alone, fed the recorded upstream outputs."),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Skip the database: start from the recorded snapshot.")
+    ] = False,
+    rtol: Annotated[
+        float, typer.Option("--rtol", help="Relative tolerance for 'equivalent' numbers.")
+    ] = 1e-9,
+    atol: Annotated[
+        float, typer.Option("--atol", help="Absolute tolerance for 'equivalent' numbers.")
+    ] = 1e-12,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Re-execute the pipeline in a scratch folder and compare every stage with mlrepro.lock.
+
+    Exit 0 when every stage is identical or equivalent, 1 when one is different or the
+    source changed, 4 when a recorded artifact was modified.
+    """
+    from mlrepro.core import manifest as manifest_mod
+    from mlrepro.verify.compare import Tolerance
+    from mlrepro.verify.render import Spinner, render
+    from mlrepro.verify.session import verify as run_verify
+
+    m = manifest_mod.load(project)
+    tol = Tolerance(rtol=rtol, atol=atol)
+    with Spinner() if not (quiet or as_json) else contextlib.nullcontext() as spin:
+        report = run_verify(m, tol=tol, offline=offline, stage=stage, on_stage=spin)
+    if as_json:
+        _emit_json(report.to_dict())
+    elif not quiet:
+        render(report)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+register_delivery(app)
+register_online(app)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    return "--json" in argv
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps errors to exit codes (see README)."""
+    from mlrepro.core.interrupt import handling, ignore_from_now, requested
+    from mlrepro.redaction import forget_secrets
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    forget_secrets()
+    with handling():
+        try:
+            code = _dispatch(args)
+        except KeyboardInterrupt:
+            code = EXIT_INTERRUPTED
+        if code == EXIT_INTERRUPTED or requested():
+            sys.stderr.write("interrupted\n")
+            code = EXIT_INTERRUPTED
+    if argv is None:
+        ignore_from_now()  # a late Ctrl-C must not turn the exit code into a signal death
+    sys.exit(code)
+
+
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """Click's Abort, ClickException and Exit classes, from click and from the copy of click
+    that newer typer versions vendor as ``typer._click`` (their classes are distinct)."""
+    import importlib
+
+    modules = []
+    for name in ("click.exceptions", "typer._click.exceptions"):
+        with contextlib.suppress(ImportError):
+            modules.append(importlib.import_module(name))
+    return tuple(
+        tuple(getattr(m, cls) for m in modules if hasattr(m, cls))
+        for cls in ("Abort", "ClickException", "Exit")
+    )
+
+
+def _dispatch(args: list[str]) -> int:
+    """Run the app; return its exit code, reporting any error on stderr (or as JSON)."""
+    aborts, usage_errors, exits = _click_exceptions()
+    try:
+        rv = app(args=args, prog_name="mlrepro", standalone_mode=False)
+    except (*aborts, typer.Abort, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    except usage_errors as exc:
+        exc.show()
+        return exc.exit_code
+    except (*exits, typer.Exit) as exc:  # distinct classes in newer typer
+        return exc.exit_code
+    except Exception as exc:  # MlreproError, or an unexpected one made into it
+        from mlrepro.cli.console import print_error
+        from mlrepro.core.failsafe import as_error
+
+        error = exc if isinstance(exc, MlreproError) else as_error(exc)
+        if _wants_json(args):
+            _emit_json(error.to_dict())
+        print_error(error)
+        return error.exit_code
+    return rv if isinstance(rv, int) else 0
+
+
+def entry() -> None:
+    """Console-script entry point: ``main``, then exit without interpreter teardown.
+
+    Tearing down pandas, scikit-learn and pyarrow module state takes a quarter to half a
+    second at every exit, more than the work of a small pipeline. Everything mlrepro writes
+    is flushed, fsynced and closed before ``main`` returns, so the process can end at once.
+    """
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            sys.stderr.write(exc.code + "\n")
+            code = 1
+        else:
+            code = exc.code or 0
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe must not turn into a traceback
+            stream.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    entry()

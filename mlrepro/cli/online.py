@@ -1,0 +1,139 @@
+"""Online delivery commands: ``mlrepro serve`` (REST API) and ``mlrepro stream`` (Redis).
+
+Thin like the rest of the CLI: the work is in ``serve_process``/``serve`` and ``stream``.
+FastAPI, uvicorn and redis are imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlrepro.errors import UsageError
+
+BundleArg = Annotated[Path, typer.Argument(help="A .mlrepro bundle (mlrepro bundle -o FILE).")]
+Expect = Annotated[
+    str | None,
+    typer.Option("--expect", help="Refuse the bundle unless its fingerprint is this one."),
+]
+
+
+def _need(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(
+            f"this command needs the Python package '{module}', which is not installed",
+            hint="pip install 'mlrepro[serve]'",
+        )
+
+
+def serve(
+    bundle: BundleArg,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", help="Port to listen on (0: any free one).")
+    ] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", help="Most records per request (more: 413).")
+    ] = 1000,
+    expect: Expect = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (off: faster).")
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="critical | error | warning | info | debug.")
+    ] = "info",
+) -> None:
+    """Serve the bundle's model as a REST API: POST /predict, GET /health, /ready, /metadata."""
+    for module in ("fastapi", "uvicorn"):
+        _need(module)
+    from mlrepro.serving.process import ServeSpec, run
+
+    run(
+        ServeSpec(str(bundle), expect, max_batch),
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+    )
+
+
+def stream(
+    bundle: BundleArg,
+    redis: Annotated[
+        str, typer.Option("--redis", help="Redis URL, e.g. redis://localhost:6379/0.")
+    ] = "redis://127.0.0.1:6379/0",
+    input: Annotated[str, typer.Option("--input", help="Stream to read records from.")] = ...,  # type: ignore[assignment]
+    output: Annotated[str, typer.Option("--output", help="Stream to write predictions to.")] = ...,  # type: ignore[assignment]
+    dead: Annotated[
+        str | None,
+        typer.Option("--dead-letter", help="Stream for invalid messages (default: INPUT:dead)."),
+    ] = None,
+    group: Annotated[str, typer.Option("--group", help="Consumer group.")] = "mlrepro",
+    consumer: Annotated[
+        str | None,
+        typer.Option(
+            "--consumer",
+            help="Consumer name in the group (default: the host name; keep it across restarts).",
+        ),
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Messages per read.")] = 100,
+    block_ms: Annotated[
+        int,
+        typer.Option(
+            "--block-ms",
+            help="How long one read waits for new messages (and a stop for a read).",
+        ),
+    ] = 1000,
+    claim_idle_ms: Annotated[
+        int,
+        typer.Option("--claim-idle-ms", help="Claim other consumers' messages pending this long."),
+    ] = 30_000,
+    max_deliveries: Annotated[
+        int,
+        typer.Option("--max-deliveries", help="Dead-letter a message delivered this often."),
+    ] = 5,
+    start: Annotated[
+        str,
+        typer.Option("--start", help="Where a new group starts: 0 (whole stream) or $ (new)."),
+    ] = "0",
+    expect: Expect = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the final counts as JSON.")
+    ] = False,
+) -> None:
+    """Predict records from a Redis stream into another; invalid ones go to a dead-letter stream."""
+    _need("redis")
+    from mlrepro.serving.stream import StreamSpec, run
+
+    counts = run(
+        StreamSpec(
+            bundle=str(bundle),
+            url=redis,
+            input=input,
+            output=output,
+            dead=dead or f"{input}:dead",
+            group=group,
+            consumer=consumer,
+            batch=batch,
+            block_ms=block_ms,
+            claim_idle_ms=claim_idle_ms,
+            max_deliveries=max_deliveries,
+            start=start,
+            expect=expect,
+        )
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(stream)

@@ -1,0 +1,259 @@
+"""Handoff bundles: one file holding what production needs, integrity-checked before use.
+
+A bundle is a zip archive. Its first member, ``bundle.json`` (the index), lists every other
+member with its size and blake3 hash; the bundle's fingerprint is the blake3 of the index
+bytes, so it commits to every member. Reading verifies the index against the archive and
+every member against the index *before* anything is parsed or unpickled; a mismatch is an
+``ArtifactError`` (exit 4). Pinning the fingerprint (``expect=``) also defends against
+someone who rewrites the index: see README "Embedded API and bundles".
+
+Writing is deterministic (fixed member order, timestamps and compression): bundling the
+same project twice gives a byte-identical file with the same fingerprint.
+
+Only the standard library and blake3 are imported here, so ``mlrepro inspect`` is fast.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlrepro.errors import ArtifactError, UsageError
+from mlrepro.fingerprint import hash_bytes
+from mlrepro.version import __version__
+
+BUNDLE_FORMAT = 1
+SUFFIX = ".mlrepro"
+INDEX = "bundle.json"
+METADATA = "metadata.json"
+SCHEMA = "schema.yaml"
+CARD = "MODEL_CARD.md"
+MANIFEST = "mlrepro.yaml"
+LOCK = "mlrepro.lock"
+PIPELINE = "pipeline.joblib"
+MEMBERS = (METADATA, SCHEMA, CARD, MANIFEST, LOCK, PIPELINE)
+MAX_INDEX_BYTES = 1 << 20
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """The members of a bundle whose bytes all match its index (nothing deserialized)."""
+
+    path: Path
+    fingerprint: str  # blake3 of the index bytes
+    index: dict[str, Any]
+    members: dict[str, bytes]
+
+    def text(self, name: str) -> str:
+        try:
+            return self.members[name].decode("utf-8")
+        except UnicodeDecodeError:
+            raise malformed(self.path, name, "is not UTF-8 text") from None
+
+    def json(self, name: str) -> Any:
+        try:
+            return json.loads(self.members[name])
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise malformed(self.path, name, "is not valid JSON") from None
+
+    def metadata(self) -> dict[str, Any]:
+        meta = self.json(METADATA)
+        if not isinstance(meta, dict):
+            raise malformed(self.path, METADATA, "is not a JSON object")
+        return meta
+
+
+def malformed(path: Path, name: str, problem: str) -> ArtifactError:
+    """A member whose bytes match the index but whose content is unusable."""
+    return ArtifactError(
+        f"bundle {path.name}: member {name} {problem}; refusing to load it",
+        hint="rebuild the bundle with 'mlrepro bundle', or get an intact copy",
+    )
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def _index(project: str, model_fp: str, members: dict[str, bytes]) -> bytes:
+    index = {
+        "bundle_format": BUNDLE_FORMAT,
+        "mlrepro_version": __version__,
+        "project": project,
+        "model_fingerprint": model_fp,
+        "members": {
+            name: {"size": len(data), "file_hash": hash_bytes(data)}
+            for name, data in members.items()
+        },
+    }
+    return (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def write_archive(path: Path, project: str, model_fp: str, members: dict[str, bytes]) -> str:
+    """Write a bundle atomically; returns its fingerprint."""
+    from mlrepro.core import atomic
+
+    index = _index(project, model_fp, members)
+    with atomic.atomic_path(Path(path)) as tmp:
+        with zipfile.ZipFile(tmp, "w") as zf:
+            for name, data in [(INDEX, index), *((n, members[n]) for n in MEMBERS)]:
+                info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, data, compresslevel=6)
+        tmp.chmod(0o644)
+    return hash_bytes(index)
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _artifact(store: Any, record: dict[str, Any]) -> bytes:
+    path = store.verified_path(record)
+    data = path.read_bytes()
+    if hash_bytes(data) != record["file_hash"]:  # changed since it was verified
+        store.verified_path(record)
+    return data
+
+
+def build(manifest: Any, output: Path) -> dict[str, Any]:
+    """Bundle a trained project; refuses when a training stage is stale or missing."""
+    from mlrepro.core.sources import redact
+    from mlrepro.delivery import card
+    from mlrepro.pipeline.runner import Runner
+
+    if Path(output).suffix != SUFFIX:
+        raise UsageError(
+            f"bundle file {Path(output).name} should end in '{SUFFIX}'",
+            hint=f"e.g. -o {manifest.name}{SUFFIX}",
+        )
+    runner = Runner(manifest)
+    for stage in card.TRAINED_STAGES:
+        state = runner.assess(stage)
+        if state.state != "up to date":
+            raise UsageError(
+                f"stage '{stage}' is {state.state} ({state.reason}): the bundle would not "
+                "match the manifest",
+                hint="run 'mlrepro run' first, then bundle",
+            )
+    lock = runner.lock
+    metadata = card.metadata(manifest, lock)
+    schema = _artifact(runner.store, runner.output("extract", "schema"))
+    members = {
+        METADATA: _json_bytes(metadata),
+        SCHEMA: schema,
+        CARD: card.render(metadata, schema.decode("utf-8")).encode("utf-8"),
+        MANIFEST: redact(manifest.path.read_text(encoding="utf-8")).encode("utf-8"),
+        LOCK: _json_bytes(lock),
+        PIPELINE: _artifact(runner.store, runner.output("train", "pipeline")),
+    }
+    fingerprint = write_archive(Path(output), manifest.name, metadata["model_fingerprint"], members)
+    return {
+        "bundle": str(output),
+        "fingerprint": fingerprint,
+        "model_fingerprint": metadata["model_fingerprint"],
+        "project": manifest.name,
+        "size": Path(output).stat().st_size,
+    }
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def _refuse(path: Path, problem: str, hint: str | None = None) -> ArtifactError:
+    return ArtifactError(
+        f"bundle {path.name}: {problem}; refusing to load it (nothing was deserialized)",
+        hint=hint or "rebuild the bundle with 'mlrepro bundle', or get an intact copy",
+    )
+
+
+def _read_index(zf: zipfile.ZipFile, path: Path, expect: str | None) -> tuple[str, dict]:
+    names = zf.namelist()
+    if INDEX not in names:
+        raise _refuse(path, f"no {INDEX} index, so it is not an mlrepro bundle or is damaged")
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise _refuse(path, f"duplicate member(s) {dupes[:5]}")
+    if zf.getinfo(INDEX).file_size > MAX_INDEX_BYTES:
+        raise _refuse(path, f"its {INDEX} index is implausibly large")
+    raw = zf.read(INDEX)
+    fingerprint = hash_bytes(raw)
+    if expect is not None and fingerprint != expect:
+        raise _refuse(
+            path,
+            f"its fingerprint is {fingerprint}, not the expected {expect}",
+            hint="this is not the bundle you pinned: get the right file, or update the pin",
+        )
+    try:
+        index = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _refuse(path, f"its {INDEX} index is not valid JSON") from None
+    members = index.get("members") if isinstance(index, dict) else None
+    fmt = index.get("bundle_format") if isinstance(index, dict) else None
+    if not isinstance(members, dict) or not isinstance(fmt, int):
+        raise _refuse(path, f"its {INDEX} index does not describe an mlrepro bundle")
+    if fmt > BUNDLE_FORMAT:
+        raise ArtifactError(
+            f"bundle {path.name} has format {fmt}, written by mlrepro "
+            f"{index.get('mlrepro_version', '?')}; this is mlrepro {__version__}",
+            hint="upgrade mlrepro (pip install -U mlrepro) to read this bundle",
+        )
+    return fingerprint, index
+
+
+def _check_members(zf: zipfile.ZipFile, path: Path, index: dict) -> dict[str, bytes]:
+    listed, present = set(index["members"]), set(zf.namelist()) - {INDEX}
+    for problem, names in (
+        ("member(s) not listed in its index", present - listed),
+        ("member(s) listed in its index but missing", listed - present),
+        ("unknown member(s)", listed - set(MEMBERS)),
+        ("required member(s) missing", set(MEMBERS) - listed),
+    ):
+        if names:
+            raise _refuse(path, f"{problem}: {sorted(names)[:5]}")
+    out = {}
+    for name in MEMBERS:
+        entry = index["members"][name]
+        if not isinstance(entry, dict):
+            raise _refuse(path, f"its index entry for {name} is malformed")
+        size = zf.getinfo(name).file_size
+        if size != entry.get("size"):  # checked before reading: no zip bombs
+            raise _refuse(
+                path,
+                f"member {name} does not match its recorded size ({entry.get('size')} bytes, "
+                f"found {size}): it was modified or corrupted",
+            )
+        data = zf.read(name)
+        actual = hash_bytes(data)
+        if actual != entry.get("file_hash"):
+            raise _refuse(
+                path,
+                f"member {name} does not match its recorded hash (expected "
+                f"{str(entry.get('file_hash'))[:15]}..., found {actual[:15]}...): it was "
+                "modified or corrupted",
+            )
+        out[name] = data
+    return out
+
+
+def read_verified(path: str | Path, expect: str | None = None) -> VerifiedBundle:
+    """Open a bundle and check every member's hash; parses nothing but the JSON index."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(
+            f"bundle {path} does not exist",
+            hint="check the path; build a bundle in the project with 'mlrepro bundle -o FILE'",
+        )
+    try:
+        with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as zf:
+            fingerprint, index = _read_index(zf, path, expect)
+            members = _check_members(zf, path, index)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _refuse(path, f"not a readable zip archive ({reason[:120]})") from None
+    return VerifiedBundle(path, fingerprint, index, members)

@@ -1,0 +1,183 @@
+"""Bundle metadata (from the lock) and the model card (markdown) rendered from it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlrepro.version import __version__
+
+TRAINED_STAGES = ("extract", "features", "select", "train")
+
+
+def metadata(manifest: Any, lock: dict[str, Any]) -> dict[str, Any]:
+    """Everything production needs to know about the model, as plain JSON."""
+    stages = lock["stages"]
+    extract, features, train = stages["extract"], stages["features"], stages["train"]
+    ex, tr = extract.get("details", {}), train.get("details", {})
+    return {
+        "project": manifest.name,
+        "description": manifest.description,
+        "task": tr.get("task"),
+        "target": manifest.target,
+        "classes": tr.get("classes"),
+        "model_fingerprint": train["outputs"]["pipeline"]["fingerprint"],
+        "input_columns": list(tr.get("input_columns", [])),
+        "open_categories": list(tr.get("open_categories", [])),
+        "id_columns": list(manifest.source.order_by),
+        "feature_columns": list(features.get("details", {}).get("output_columns", [])),
+        "features": list(tr.get("features", [])),
+        "estimator": tr.get("estimator"),
+        "hyperparameters": tr.get("hyperparameters", {}),
+        "structure": tr.get("structure", {}),
+        "metrics": tr.get("metrics", {}),
+        "train_rows": tr.get("train_rows"),
+        "test_rows": tr.get("test_rows"),
+        "seed": manifest.seed,
+        "data": {
+            "url": ex.get("url"),
+            "query": ex.get("query"),
+            "as_of": ex.get("as_of"),
+            "timestamp_column": ex.get("timestamp_column"),
+            "order_by": ex.get("order_by"),
+            "rows": ex.get("rows"),
+            "snapshot_fingerprint": extract["outputs"]["snapshot"]["fingerprint"],
+        },
+        "fingerprints": {
+            stage: {name: out["fingerprint"] for name, out in stages[stage]["outputs"].items()}
+            for stage in TRAINED_STAGES
+        },
+        "stage_keys": {stage: stages[stage]["key"] for stage in TRAINED_STAGES},
+        "trained_at": train.get("started_at"),
+        "environment": train.get("environment", {}),
+        "mlrepro_version": __version__,
+    }
+
+
+def column_specs(schema_yaml: str, columns: list[str]) -> list[dict[str, Any]]:
+    """Name, dtype, nullability and known categories of the model's input columns."""
+    import yaml
+
+    stored = (yaml.safe_load(schema_yaml) or {}).get("columns") or {}
+    specs = []
+    for name in columns:
+        col = stored.get(name) or {}
+        checks = col.get("checks") or {}
+        cats = col.get("isin") or (checks.get("isin") if isinstance(checks, dict) else None)
+        if isinstance(cats, dict):  # {value: [...]} in some pandera versions
+            cats = cats.get("value")
+        dtype = str(col.get("dtype") or "any")
+        specs.append(
+            {
+                "name": name,
+                "dtype": "str" if dtype.startswith("string") else dtype,
+                "nullable": bool(col.get("nullable", False)),
+                "categories": list(cats) if cats else None,
+            }
+        )
+    return specs
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def render(meta: dict[str, Any], schema_yaml: str) -> str:
+    """The model card: data as_of and rows, features, parameters, metrics, fingerprints."""
+    data, env = meta["data"], meta.get("environment", {})
+    pkgs = env.get("packages", {})
+    target = f"`{meta['target']}`"
+    task = meta["task"] + (f", classes {meta['classes']}" if meta.get("classes") else "")
+    lines = [f"# Model card: {meta['project']}", ""]
+    if meta.get("description"):
+        lines += [meta["description"], ""]
+    lines += _table(
+        ("", ""),
+        [
+            ("Task", f"{task}; target {target}"),
+            ("Model", f"`{meta['estimator']}`"),
+            ("Model fingerprint", f"`{meta['model_fingerprint']}`"),
+            ("Trained at", meta.get("trained_at") or "?"),
+            (
+                "Environment",
+                f"Python {env.get('python', '?')}, scikit-learn {pkgs.get('scikit-learn', '?')}, "
+                f"mlrepro {meta['mlrepro_version']}",
+            ),
+        ],
+    )
+    lines += [
+        "",
+        "## Training data",
+        "",
+        f"`{data['query']}` on `{data['url']}`, as of **{data['as_of']}** "
+        f"(rows with `{data['timestamp_column']}` up to then), ordered by "
+        f"{', '.join(data['order_by'] or [])}: **{data['rows']} rows**, snapshot fingerprint "
+        f"`{data['snapshot_fingerprint']}`. Split (seed {meta['seed']}): "
+        f"{meta['train_rows']} training rows, {meta['test_rows']} held-out rows.",
+        "",
+        "## Input columns",
+        "",
+    ]
+    specs = column_specs(schema_yaml, meta["input_columns"])
+    lines += _table(
+        ("column", "type", "missing values", "allowed values"),
+        [
+            (
+                f"`{s['name']}`",
+                s["dtype"],
+                "allowed" if s["nullable"] else "rejected",
+                ", ".join(map(str, s["categories"])) if s["categories"] else "",
+            )
+            for s in specs
+        ],
+    )
+    ids = ", ".join(f"`{c}`" for c in meta["id_columns"])
+    lines += [
+        "",
+        "Other columns are ignored"
+        + (f", except the id column(s) {ids}, copied to the output when present" if ids else "")
+        + ". Rows that break these rules are rejected with a reason.",
+        "",
+        "## Features",
+        "",
+        f"After the feature steps ({len(meta['feature_columns'])} columns), the model uses "
+        f"{len(meta['features'])}, in this order: "
+        + ", ".join(f"`{f}`" for f in meta["features"])
+        + ".",
+        "",
+        "## Parameters",
+        "",
+        *_table(("parameter", "value"), sorted(meta["hyperparameters"].items())),
+        "",
+        "## Metrics (held-out rows)",
+        "",
+        *_table(("metric", "value"), [(k, f"{v:.6g}") for k, v in meta["metrics"].items()]),
+        "",
+        "## Fingerprints",
+        "",
+        *_table(
+            ("stage", "artifact", "fingerprint"),
+            [
+                (stage, name, f"`{fp}`")
+                for stage, outs in meta["fingerprints"].items()
+                for name, fp in outs.items()
+            ],
+        ),
+        "",
+        "## Use",
+        "",
+        "    mlrepro predict --bundle MODEL.mlrepro --input new.csv --output predictions.parquet",
+        "",
+        "    from mlrepro import load_bundle",
+        '    model = load_bundle("MODEL.mlrepro")',
+        "    predictions = model.predict(frame)",
+        "",
+    ]
+    return "\n".join(lines)
