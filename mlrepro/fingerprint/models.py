@@ -1,0 +1,252 @@
+"""Models: class, parameters and fitted state, walked into one canonical byte stream."""
+
+from __future__ import annotations
+
+import enum
+import sys
+import types
+from operator import itemgetter
+from typing import Any
+
+import blake3
+
+from mlrepro.fingerprint.digest import (
+    _BLOCK,
+    _F64,
+    _LITTLE_ENDIAN,
+    _U64,
+    _finish,
+    _hasher,
+    _qualname,
+)
+from mlrepro.fingerprint.frames import fingerprint_frame
+
+#: Estimator attributes that change how a model is computed, never what it computes.
+EXECUTION_ONLY_PARAMS: frozenset[str] = frozenset(
+    {"n_jobs", "verbose", "pre_dispatch", "memory", "_n_threads"}
+)
+
+# --------------------------------------------------------------------------------- models
+
+_CALLABLES = (
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.BuiltinMethodType,
+    types.MethodWrapperType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+)
+_CONTAINER_TAGS = {list: b"l", tuple: b"t", dict: b"d", set: b"S", frozenset: b"Z"}
+
+
+def _custom_pickling(cls: type) -> bool:
+    return any(
+        getattr(cls, name, None) is not getattr(object, name, None)
+        for name in ("__reduce_ex__", "__reduce__", "__getstate__")
+    )
+
+
+class _Encoder:
+    """Writes a tagged, self-delimiting byte encoding of an object graph.
+
+    With a hasher the bytes go to it; without one they collect in ``buf`` (used to get the
+    encoding of dict keys and set items, which are emitted in sorted encoded order).
+    """
+
+    def __init__(self, hasher: blake3.blake3 | None, ancestors: dict[int, int]) -> None:
+        self.hasher = hasher
+        self.buf = bytearray()
+        # Objects on the current path only: shared (non-cyclic) references are walked
+        # each time so aliasing, which pickling may not keep, never changes the result.
+        self.ancestors = ancestors
+        self.np = sys.modules.get("numpy")
+        self.pd = sys.modules.get("pandas")
+
+    def flush(self) -> None:
+        if self.hasher is not None:
+            self.hasher.update(self.buf)
+            self.buf.clear()
+
+    def _raw(self, data: Any) -> None:
+        """Large payloads go straight to the hasher instead of through ``buf``."""
+        if self.hasher is None:
+            self.buf += data
+        else:
+            self.flush()
+            self.hasher.update(data)
+
+    def _text(self, tag: bytes, s: str) -> None:
+        data = s.encode("utf-8", "surrogatepass")
+        self.buf += tag + _U64.pack(len(data)) + data
+
+    def _enter(self, obj: Any) -> bool:
+        depth = self.ancestors.get(id(obj))
+        if depth is not None:  # a cycle: point back at the ancestor
+            self.buf += b"@" + _U64.pack(len(self.ancestors) - depth)
+            return False
+        self.ancestors[id(obj)] = len(self.ancestors)
+        return True
+
+    def _leave(self, obj: Any) -> None:
+        del self.ancestors[id(obj)]
+
+    def encoding(self, obj: Any) -> bytes:
+        sub = _Encoder(None, self.ancestors)
+        sub.walk(obj)
+        return bytes(sub.buf)
+
+    def walk(self, obj: Any) -> None:
+        if len(self.buf) >= _BLOCK:
+            self.flush()
+        t = type(obj)
+        if obj is None:
+            self.buf += b"N"
+        elif t is bool:
+            self.buf += b"T" if obj else b"F"
+        elif t is int:
+            self._text(b"i", str(obj))
+        elif t is float:
+            self.buf += b"f" + _F64.pack(obj)
+        elif t is str:
+            self._text(b"s", obj)
+        elif t is bytes or t is bytearray:
+            self.buf += (b"b" if t is bytes else b"B") + _U64.pack(len(obj))
+            self._raw(obj)
+        elif t is complex:
+            self.buf += b"c" + _F64.pack(obj.real) + _F64.pack(obj.imag)
+        elif t in _CONTAINER_TAGS:
+            self._container(obj, t)
+        else:
+            self._other(obj)
+
+    def _container(self, obj: Any, base: type) -> None:
+        if not self._enter(obj):
+            return
+        self.buf += _CONTAINER_TAGS[base] + _U64.pack(len(obj))
+        if base is dict:
+            items = sorted(((self.encoding(k), v) for k, v in obj.items()), key=itemgetter(0))
+            for key, value in items:
+                self.buf += key
+                self.walk(value)
+        elif base is set or base is frozenset:
+            for item in sorted(self.encoding(x) for x in obj):
+                self.buf += item
+        else:
+            for item in obj:
+                self.walk(item)
+        self._leave(obj)
+
+    def _array(self, arr: Any) -> None:
+        np = self.np
+        shape = _U64.pack(arr.ndim) + b"".join(_U64.pack(d) for d in arr.shape)
+        if arr.dtype.names is not None:
+            # Field by field: the padding between fields may hold arbitrary bytes.
+            self.buf += b"r" + shape + _U64.pack(len(arr.dtype.names))
+            for name in arr.dtype.names:
+                self._text(b"s", name)
+                self._array(arr[name])
+        elif arr.dtype.hasobject or arr.dtype.kind == "T":
+            # Object and StringDType buffers hold pointers: walk the elements instead.
+            self.buf += b"o" + shape
+            for item in arr.reshape(-1):
+                self.walk(item)
+        else:
+            if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not _LITTLE_ENDIAN):
+                arr = arr.astype(arr.dtype.newbyteorder("<"))
+            if not arr.flags.c_contiguous:
+                arr = arr.copy(order="C")
+            self._text(b"a", arr.dtype.str)
+            self.buf += shape
+            self._raw(arr.reshape(-1).view(np.uint8))
+
+    def _object_items(self, tag: bytes, obj: Any, items: Any) -> None:
+        if not self._enter(obj):
+            return
+        items = sorted(items, key=itemgetter(0))
+        self._text(tag, _qualname(type(obj)))
+        self.buf += _U64.pack(len(items))
+        for name, value in items:
+            self._text(b"s", name)
+            self.walk(value)
+        self._leave(obj)
+
+    def _other(self, obj: Any) -> None:
+        np, pd = self.np, self.pd
+        if np is not None and isinstance(obj, np.ndarray):  # includes np.memmap
+            self._array(obj)
+        elif np is not None and isinstance(obj, np.generic):
+            self.buf += b"g"
+            self._array(np.asarray(obj))
+        elif pd is not None and isinstance(obj, (pd.DataFrame, pd.Series)):
+            frame = obj if isinstance(obj, pd.DataFrame) else obj.to_frame(name="values")
+            self.buf += b"P" if frame is obj else b"Q"
+            if frame is not obj:
+                self.walk(obj.name)
+            self.buf += fingerprint_frame(frame).encode()
+            self.walk(obj.index)
+        elif pd is not None and isinstance(obj, pd.Index):
+            self.buf += b"I"
+            self.walk(list(obj.names))
+            self.walk(obj.to_numpy())
+        elif isinstance(obj, _CALLABLES):
+            self._text(b"q", _qualname(obj))
+        elif isinstance(obj, enum.Enum):
+            self._text(b"e", _qualname(type(obj)))
+            self.walk(obj.name)
+        elif np is not None and isinstance(obj, np.random.RandomState):
+            self.buf += b"R"
+            self.walk(obj.get_state())
+        elif np is not None and isinstance(obj, np.random.Generator):
+            self.buf += b"G"
+            self.walk(obj.bit_generator.state)
+        elif (base := next((b for b in _CONTAINER_TAGS if isinstance(obj, b)), None)) is not None:
+            self._text(b"C", _qualname(type(obj)))  # namedtuple, OrderedDict, Bunch, ...
+            self._container(obj, base)
+        elif base := next((b for b in (str, int, float, bytes) if isinstance(obj, b)), None):
+            self._text(b"C", _qualname(type(obj)))
+            self.walk(base(obj))
+        elif callable(getattr(obj, "get_params", None)) and hasattr(obj, "__dict__"):
+            # A scikit-learn style estimator: hyper-parameters, fitted and private state.
+            attrs = vars(obj).items()
+            self._object_items(
+                b"E", obj, [kv for kv in attrs if kv[0] not in EXECUTION_ONLY_PARAMS]
+            )
+        elif hasattr(obj, "__dict__") and not _custom_pickling(type(obj)):
+            self._object_items(b"V", obj, vars(obj).items())
+        else:
+            self._reduced(obj)
+
+    def _reduced(self, obj: Any) -> None:
+        # Whatever pickle would store (e.g. a Cython Tree: class, shape args, node arrays),
+        # so a pickling round-trip keeps the fingerprint by construction.
+        try:
+            reduced = obj.__reduce_ex__(4)
+        except Exception as exc:
+            raise TypeError(f"fingerprint_model: cannot encode {_qualname(type(obj))}") from exc
+        if isinstance(reduced, str):  # a module-level singleton
+            self._text(b"q", f"{getattr(obj, '__module__', None)}.{reduced}")
+            return
+        if not self._enter(obj):
+            return
+        self._text(b"O", _qualname(type(obj)))
+        parts = list(reduced)
+        for i in (3, 4):  # list and dict items come as iterators
+            if i < len(parts) and parts[i] is not None:
+                parts[i] = list(parts[i])
+        self.walk(tuple(parts))
+        self._leave(obj)
+
+
+def fingerprint_model(obj: Any) -> str:
+    """Fingerprint of a fitted estimator, pipeline or any picklable object.
+
+    Execution-only settings (``EXECUTION_ONLY_PARAMS``) are left out, so changing ``n_jobs``
+    keeps the fingerprint; every hyper-parameter and fitted value is in it.
+    """
+    hasher = _hasher()
+    encoder = _Encoder(hasher, {})
+    encoder.walk(obj)
+    encoder.flush()
+    return _finish(hasher)
