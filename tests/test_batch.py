@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from mlrepro.delivery.api import load_bundle
 from mlrepro.errors import DataError, PredictionRejected
-from mlrepro.predict.contract import Contract, fast_validate, invalid_rows, score_chunk
+from mlrepro.predict.contract import Contract, fast_validate, invalid_rows
 from mlrepro.predict.prefetch import prefetch
+from mlrepro.predict.scoring import score_chunk
 from mlrepro.predict.sink import run_prediction
 
 

@@ -197,7 +197,7 @@ def predict(
     """Predict with the trained pipeline. Without --input/--query, runs the manifest's predict."""
     from mlrepro.cli.console import Console
     from mlrepro.core import manifest as manifest_mod
-    from mlrepro.predict.io import adhoc_predict
+    from mlrepro.predict.io import CHECKED, check_io, known_rows
 
     ui = Console(quiet=quiet or as_json)
     io = {
@@ -230,7 +230,14 @@ def predict(
                 raise typer.BadParameter("--output/--table need --input or --query")
             _run_stages(project, ["predict"], True, as_json, quiet, 0.0)
             return
-        summary = adhoc_predict(m, ui, **io)
+        from mlrepro.pipeline.runner import Runner
+
+        check_io(**{k: v for k, v in io.items() if k in CHECKED})
+        summary = Runner(m).predict_adhoc(
+            on_progress=ui.progress("predict", known_rows(input)),
+            warn=lambda msg: ui.report("warn", "predict", msg),
+            **io,
+        )
     if as_json:
         _emit_json(summary)
     else:

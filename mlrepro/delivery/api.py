@@ -23,7 +23,8 @@ from mlrepro.errors import ArtifactError, DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlrepro.predict.contract import ChunkResult, Contract
+    from mlrepro.predict.contract import Contract
+    from mlrepro.predict.scoring import ChunkResult
 
 __all__ = [
     "Bundle",
@@ -204,10 +205,10 @@ class Bundle:
     @property
     def output_columns(self) -> list[str]:
         """Columns of ``predict``'s result (id columns only when the input has them)."""
-        probas = [f"proba_{c}" for c in self.metadata.classes or ()]
-        if self.metadata.task != "classification":
-            probas = []
-        return [*self.metadata.id_columns, "prediction", *probas, "model_fingerprint"]
+        from mlrepro.predict.scoring import output_columns
+
+        predicted = output_columns(self.metadata.task, self.metadata.classes)
+        return [*self.metadata.id_columns, *predicted, "model_fingerprint"]
 
     # ------------------------------------------------------------------ in memory
     def validate(self, data: Records) -> Validation:
@@ -218,7 +219,8 @@ class Bundle:
         """
         import numpy as np
 
-        from mlrepro.predict.contract import check_columns, invalid_rows, rejects_frame
+        from mlrepro.predict.contract import check_columns, invalid_rows
+        from mlrepro.predict.scoring import rejects_frame
 
         frame = _frame(data)
         chunk = frame.reset_index(drop=True)
@@ -236,7 +238,7 @@ class Bundle:
         The result has one row per input row, with the input's index, and the columns of
         ``output_columns`` (plus any ``keep`` columns copied from the input).
         """
-        from mlrepro.predict.contract import rejected_error
+        from mlrepro.predict.scoring import rejected_error
 
         frame = _frame(data)
         result = self._score(frame, keep, isolate=False)
@@ -258,7 +260,7 @@ class Bundle:
         )
 
     def _score(self, frame: pd.DataFrame, keep: Sequence[str], isolate: bool) -> ChunkResult:
-        from mlrepro.predict.contract import score_chunk
+        from mlrepro.predict.scoring import score_chunk
 
         result = score_chunk(self.pipeline, frame, self.contract, keep=tuple(keep), isolate=isolate)
         if result.extra:

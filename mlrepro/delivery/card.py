@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mlrepro.predict.contract import column_specs
 from mlrepro.version import __version__
 
 TRAINED_STAGES = ("extract", "features", "select", "train")
@@ -52,30 +53,6 @@ def metadata(manifest: Any, lock: dict[str, Any]) -> dict[str, Any]:
         "environment": train.get("environment", {}),
         "mlrepro_version": __version__,
     }
-
-
-def column_specs(schema_yaml: str, columns: list[str]) -> list[dict[str, Any]]:
-    """Name, dtype, nullability and known categories of the model's input columns."""
-    import yaml
-
-    stored = (yaml.safe_load(schema_yaml) or {}).get("columns") or {}
-    specs = []
-    for name in columns:
-        col = stored.get(name) or {}
-        checks = col.get("checks") or {}
-        cats = col.get("isin") or (checks.get("isin") if isinstance(checks, dict) else None)
-        if isinstance(cats, dict):  # {value: [...]} in some pandera versions
-            cats = cats.get("value")
-        dtype = str(col.get("dtype") or "any")
-        specs.append(
-            {
-                "name": name,
-                "dtype": "str" if dtype.startswith("string") else dtype,
-                "nullable": bool(col.get("nullable", False)),
-                "categories": list(cats) if cats else None,
-            }
-        )
-    return specs
 
 
 def _cell(value: Any) -> str:

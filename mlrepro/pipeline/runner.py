@@ -278,6 +278,27 @@ class Runner:
             open_columns=list(train["details"].get("open_categories", [])),
         )
 
+    def predict_adhoc(
+        self,
+        *,
+        on_progress: Callable[[int], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+        **io: Any,
+    ) -> dict[str, Any]:
+        """Predict with the trained pipeline into a file or table (not recorded in the lock)."""
+        from mlrepro.predict.io import predict_io
+
+        contract = self.contract()
+        return predict_io(
+            self.load_pipeline(),
+            contract,
+            root=self.root,
+            default_url=self.m.source.url,
+            on_progress=on_progress,
+            warn=warn,
+            **io,
+        )
+
     def load_pipeline(self) -> Any:
         return self.store.read_model(self.output("train", "pipeline"))
 

@@ -1,6 +1,8 @@
-"""predict: validate input rows against the stored schema, reorder, predict.
+"""The input contract of a fitted pipeline and the one validator of prediction input.
 
-Works on one chunk at a time; ``mlrepro.predict.batchio`` streams chunks in and out.
+``Contract`` holds the ordered input columns and the stored snapshot schema; ``check_chunk``
+validates one chunk (a vectorised fast path, pandera only when a chunk may be invalid).
+``mlrepro.predict.scoring`` predicts the rows that pass.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlrepro.core.safe_text import strip_values
-from mlrepro.errors import DataError, PredictionRejected, UsageError
-from mlrepro.predict.sink import ON_INVALID  # noqa: F401  (re-exported: the policies)
+from mlrepro.errors import DataError, UsageError
 from mlrepro.transformers import missing_columns_error
 
 MAX_REASONS = 5
@@ -53,8 +53,6 @@ class Contract:
         A CSV reader must keep their cells as written: ``02134`` is not the number 2134, and
         ``NA`` or ``None`` are categories, not missing values (only an empty cell is).
         """
-        from mlrepro.delivery.card import column_specs
-
         names = [*self.input_columns, *(c for c in self.id_columns if c not in self.input_columns)]
         return [
             spec["name"]
@@ -176,7 +174,8 @@ def fast_validate(chunk: pd.DataFrame, contract: Contract) -> pd.DataFrame | Non
             values = series.to_numpy(dtype="float64", na_value=np.nan)
             if np.isinf(values).any() or (not nullable and np.isnan(values).any()):
                 return None
-            coerced[name] = pd.Series(values, index=series.index, name=name)
+            if series.dtype != np.float64:  # already float64 (serve's frames): no copy
+                coerced[name] = pd.Series(values, index=series.index, name=name)
         elif kind == "any":
             if not nullable and series.isna().any():
                 return None
@@ -264,54 +263,6 @@ def check_columns(columns: list[str], contract: Contract) -> list[str]:
 
 
 @dataclass
-class ChunkResult:
-    """One scored chunk: predictions of the valid rows, and the rejected rows with reasons.
-
-    ``rejects`` has a ``row`` column (position in the chunk), the chunk's columns as text and
-    a ``reason`` column; ``extra`` names input columns the model does not use.
-    """
-
-    rows: int
-    predictions: pd.DataFrame
-    rejects: pd.DataFrame
-    extra: list[str] = field(default_factory=list)
-
-
-def _model_error(exc: Exception) -> str:
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "unknown categor" in msg.lower():
-        return "unseen category in a one-hot encoded column"
-    return strip_values(msg)  # library messages quote the user's values: never echo them
-
-
-def _predict_frame(pipeline: Any, X: pd.DataFrame, contract: Contract) -> dict[str, Any]:
-    out: dict[str, Any] = {"prediction": pipeline.predict(X)}
-    if contract.task == "classification" and hasattr(pipeline, "predict_proba"):
-        proba = pipeline.predict_proba(X)
-        for j, cls in enumerate(pipeline.classes_):
-            out[f"proba_{cls}"] = proba[:, j]
-    return out
-
-
-def _isolate(pipeline: Any, X: pd.DataFrame, contract: Contract, budget: list[int]) -> dict:
-    """{row position: reason} for rows the model itself rejects, found by bisection."""
-    try:
-        _predict_frame(pipeline, X, contract)
-        return {}
-    except ValueError as exc:
-        if len(X) == 1:
-            return {0: f"the model rejected the row: {_model_error(exc)}"}
-        budget[0] -= 1
-        if budget[0] < 0:  # every row fails: not a row problem
-            raise
-    half = len(X) // 2
-    bad = _isolate(pipeline, X.iloc[:half], contract, budget)
-    for pos, why in _isolate(pipeline, X.iloc[half:], contract, budget).items():
-        bad[pos + half] = why
-    return bad
-
-
-@dataclass
 class CheckedChunk:
     """A chunk after validation: the coerced valid rows and {row position: reason}."""
 
@@ -339,112 +290,25 @@ def check_chunk(
     return CheckedChunk(chunk, valid, reasons, extra, tuple(keep))
 
 
-def predict_checked(
-    pipeline: Any, checked: CheckedChunk, contract: Contract, *, isolate: bool = True
-) -> ChunkResult:
-    """Predict the valid rows of a checked chunk; see ``score_chunk``."""
-    chunk, valid, reasons = checked.chunk, checked.valid, dict(checked.reasons)
-    ok = np.ones(len(chunk), dtype=bool)
-    ok[list(reasons)] = False
-    columns: dict[str, Any] = {}
-    if ok.any():
-        try:
-            columns = _predict_frame(pipeline, valid, contract)
-        except ValueError as exc:
-            if not isolate:
-                raise _model_rejected(exc) from None
-            try:
-                model_bad = _isolate(pipeline, valid, contract, [256])
-            except ValueError:
-                raise _model_rejected(exc) from None
-            positions = np.flatnonzero(ok)
-            for pos, why in model_bad.items():
-                reasons[int(positions[pos])] = why
-            ok[list(reasons)] = False
-            valid = valid.iloc[[i for i in range(len(valid)) if i not in model_bad]]
-            columns = _predict_frame(pipeline, valid, contract) if len(valid) else {}
-    return ChunkResult(
-        rows=len(chunk),
-        predictions=_assemble(chunk, ok, columns, contract, checked.keep),
-        rejects=rejects_frame(chunk, ok, reasons),
-        extra=checked.extra,
-    )
+def column_specs(schema_yaml: str, columns: list[str]) -> list[dict[str, Any]]:
+    """Name, dtype, nullability and known categories of the model's input columns."""
+    import yaml
 
-
-def score_chunk(
-    pipeline: Any,
-    chunk: pd.DataFrame,
-    contract: Contract,
-    *,
-    keep: list[str] | tuple[str, ...] = (),
-    isolate: bool = True,
-) -> ChunkResult:
-    """Validate one chunk and predict its valid rows; invalid rows are returned, not raised.
-
-    With ``isolate``, rows the model rejects (e.g. a category seen only in the test rows)
-    are found by bisection and rejected with the model's message; without it the model's
-    error is raised as ``PredictionRejected``.
-    """
-    return predict_checked(pipeline, check_chunk(chunk, contract, keep), contract, isolate=isolate)
-
-
-def _model_rejected(exc: Exception) -> PredictionRejected:
-    return PredictionRejected(
-        f"the model rejected the input: {_model_error(exc)}",
-        hint="check the input against the training schema (mlrepro inspect)",
-    )
-
-
-def _assemble(
-    chunk: pd.DataFrame, ok: np.ndarray, columns: dict[str, Any], contract: Contract, keep: Any
-) -> pd.DataFrame:
-    out = pd.DataFrame(index=pd.RangeIndex(int(ok.sum())))
-    for col in [*contract.id_columns, *keep]:
-        if col in chunk.columns and col not in out.columns:
-            out[col] = chunk.loc[ok, col].to_numpy()
-    if columns:
-        for name, values in columns.items():
-            out[name] = values
-    else:
-        out["prediction"] = pd.Series(dtype="float64")
-        if contract.task == "classification":
-            for cls in contract.classes or ():
-                out[f"proba_{cls}"] = pd.Series(dtype="float64")
-    out["model_fingerprint"] = contract.model_fingerprint
-    return out
-
-
-def rejects_frame(chunk: pd.DataFrame, ok: np.ndarray, reasons: dict[int, str]) -> pd.DataFrame:
-    # Values as text: a rejected value may not fit the column's type (e.g. "abc" in a
-    # numeric column), and quarantine files of different chunks must share one schema.
-    bad = np.flatnonzero(~ok)
-    rejected = chunk.iloc[bad].astype("string").reset_index(drop=True)
-    rejected.insert(0, "row", bad.astype("int64"))
-    rejected["reason"] = pd.array([reasons[int(i)] for i in bad], dtype="string")
-    return rejected
-
-
-def predict_chunk(
-    pipeline: Any,
-    chunk: pd.DataFrame,
-    contract: Contract,
-    *,
-    on_invalid: str = "fail",
-    keep: list[str] | tuple[str, ...] = (),
-    offset: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Predict one chunk; returns (predictions, rejected rows with reasons or None)."""
-    result = score_chunk(pipeline, chunk, contract, keep=keep, isolate=on_invalid != "fail")
-    rejects = result.rejects
-    if len(rejects) and on_invalid == "fail":
-        reasons = dict(zip(rejects["row"].tolist(), rejects["reason"].tolist(), strict=True))
-        raise rejected_error(reasons, offset)
-    rejects = rejects.assign(row=rejects["row"] + offset)
-    return result.predictions, rejects if on_invalid == "quarantine" else None
-
-
-def rejected_error(reasons: dict[int, str], offset: int = 0) -> PredictionRejected:
-    return PredictionRejected(
-        f"{len(reasons)} input row(s) are invalid: {describe(reasons, offset)}",
-        hint="fix the rows, or use --on-invalid skip|quarantine to predict the rest",
-    )
+    stored = (yaml.safe_load(schema_yaml) or {}).get("columns") or {}
+    specs = []
+    for name in columns:
+        col = stored.get(name) or {}
+        checks = col.get("checks") or {}
+        cats = col.get("isin") or (checks.get("isin") if isinstance(checks, dict) else None)
+        if isinstance(cats, dict):  # {value: [...]} in some pandera versions
+            cats = cats.get("value")
+        dtype = str(col.get("dtype") or "any")
+        specs.append(
+            {
+                "name": name,
+                "dtype": "str" if dtype.startswith("string") else dtype,
+                "nullable": bool(col.get("nullable", False)),
+                "categories": list(cats) if cats else None,
+            }
+        )
+    return specs

@@ -20,8 +20,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 from mlrepro.errors import EXIT_SOURCE, MlreproError, UsageError
-from mlrepro.predict.contract import ChunkResult, Contract, score_chunk
+from mlrepro.predict.contract import Contract
 from mlrepro.predict.prefetch import prefetch
+from mlrepro.predict.scoring import ChunkResult, score_chunk
 from mlrepro.predict.sink import consume, open_sink, with_columns
 
 CONNECT_TIMEOUT = "10s"

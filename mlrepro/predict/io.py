@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlrepro.core.manifest import Manifest
 from mlrepro.errors import UsageError
 from mlrepro.predict.sink import check_policy
 
@@ -189,22 +188,3 @@ def known_rows(input: Path | None) -> int | None:
         return int(pq.ParquetFile(input).metadata.num_rows)
     except Exception:  # unreadable: read_chunks reports it properly
         return None
-
-
-def adhoc_predict(m: Manifest, ui: Any, **io: Any) -> dict[str, Any]:
-    """Predict with the project's trained pipeline (``mlrepro predict --input ...``)."""
-    from mlrepro.pipeline.runner import Runner
-
-    check_io(**{k: v for k, v in io.items() if k in CHECKED})
-    runner = Runner(m)
-    contract = runner.contract()
-    pipeline = runner.load_pipeline()
-    return predict_io(
-        pipeline,
-        contract,
-        root=m.root,
-        default_url=m.source.url,
-        on_progress=ui.progress("predict", known_rows(io.get("input"))),
-        warn=lambda msg: ui.report("warn", "predict", msg),
-        **io,
-    )

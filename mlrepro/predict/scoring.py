@@ -1,129 +1,189 @@
-"""Validate and predict batches of records with a loaded bundle, for serve and stream.
+"""Scoring: the one place that calls ``predict``/``predict_proba`` and names their columns.
 
-Validation is the CLI's own. A batch that passes the CLI's vectorised rules
-(``Contract.plan``, as ``fast_validate`` applies them) goes straight to the pipeline; any
-other batch, or one the model itself rejects, takes ``Bundle.predict_valid`` - the CLI's
-full path - so verdicts and reasons are exactly the CLI's. The rules are evaluated here
-without copying the frame: request frames already hold float64 numbers, and per request
-the copy would cost more than validation itself.
+Every delivery path (project stage, ad-hoc and bundle batch, the Python API, serve, stream)
+turns validated rows into predictions through ``predict_frame``; rows the model itself
+rejects are isolated by bisection in ``predict_checked``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-if TYPE_CHECKING:
-    import pandas as pd
+from mlrepro.core.safe_text import strip_values
+from mlrepro.errors import PredictionRejected
+from mlrepro.predict.contract import CheckedChunk, Contract, check_chunk, describe
 
-    from mlrepro.delivery.api import Bundle
+PROBA_PREFIX = "proba_"
+
+
+def proba_columns(classes: Any) -> list[str]:
+    """Output column names of a classifier's class probabilities, in ``classes_`` order."""
+    return [f"{PROBA_PREFIX}{c}" for c in classes]
+
+
+def output_columns(task: str, classes: Any, has_proba: bool = True) -> list[str]:
+    """``prediction`` then, for a classifier with ``predict_proba``, one column per class."""
+    probas = proba_columns(classes or ()) if task == "classification" and has_proba else []
+    return ["prediction", *probas]
+
+
+def predict_frame(pipeline: Any, X: pd.DataFrame, task: str) -> dict[str, Any]:
+    """{column: values}: ``prediction`` and, for classifiers, ``proba_<class>`` columns."""
+    out: dict[str, Any] = {"prediction": pipeline.predict(X)}
+    if task == "classification" and hasattr(pipeline, "predict_proba"):
+        proba = pipeline.predict_proba(X)
+        for j, name in enumerate(proba_columns(pipeline.classes_)):
+            out[name] = proba[:, j]
+    return out
 
 
 @dataclass
-class Scored:
-    """A scored batch: one output row per valid record, reasons for the others."""
+class ChunkResult:
+    """One scored chunk: predictions of the valid rows, and the rejected rows with reasons.
 
-    rows: list[dict[str, Any]]  # in input order, without the rejected records
-    positions: list[int]  # the input position of each row
-    rejects: dict[int, str] = field(default_factory=dict)  # input position -> reason
+    ``rejects`` has a ``row`` column (position in the chunk), the chunk's columns as text and
+    a ``reason`` column; ``extra`` names input columns the model does not use.
+    """
 
-
-class Scorer:
-    """Thread-safe: validate + predict with one bundle, identical verdicts to the CLI."""
-
-    def __init__(self, bundle: Bundle) -> None:
-        self.bundle = bundle
-        self.columns = list(bundle.metadata.input_columns)
-        pipeline = bundle.pipeline
-        self.proba = bundle.metadata.task == "classification" and hasattr(pipeline, "predict_proba")
-        classes = getattr(pipeline, "classes_", None) if self.proba else None
-        self.proba_names = [f"proba_{c}" for c in classes] if classes is not None else []
-
-    def score(self, frame: pd.DataFrame, ids: dict[str, Sequence[Any]] | None = None) -> Scored:
-        """Predict every valid row of ``frame`` (input columns, RangeIndex)."""
-        ids = ids or {}
-        if len(frame) == 0:
-            return Scored([], [])
-        X = frame if list(frame.columns) == self.columns else frame[self.columns]
-        # Values past float32 are valid input that some models refuse: they are rejected
-        # with the model's reason, so numpy's overflow warning would only be noise.
-        with np.errstate(over="ignore"):
-            if self.certainly_valid(X):
-                try:
-                    out = self._predict(X)
-                except ValueError:
-                    pass  # a row the model rejects: the CLI's path finds it
-                else:
-                    positions = list(range(len(frame)))
-                    return Scored(self._rows(out, ids, positions), positions)
-            return self._score_slow(frame, ids)
-
-    def certainly_valid(self, X: pd.DataFrame) -> bool:
-        """Every row passes the CLI's fast rules, numbers already float64 (False: ask pandera)."""
-        for name, kind, nullable, allowed in self.bundle.contract.plan():
-            series = X[name]
-            if kind == "number":
-                if series.dtype != np.float64:
-                    return False
-                values = series.to_numpy()
-                if np.isinf(values).any() or (not nullable and np.isnan(values).any()):
-                    return False
-            elif kind == "any":
-                if not nullable and series.isna().any():
-                    return False
-            elif kind == "isin":
-                ok = series.isin(allowed)
-                if not (ok | series.isna() if nullable else ok).all():
-                    return False
-            else:
-                return False
-        return True
-
-    def _predict(self, X: pd.DataFrame) -> dict[str, Any]:
-        pipeline = self.bundle.pipeline
-        out = {"prediction": pipeline.predict(X)}
-        if self.proba:
-            proba = pipeline.predict_proba(X)
-            for j, name in enumerate(self.proba_names):
-                out[name] = proba[:, j]
-        return out
-
-    def _score_slow(self, frame: pd.DataFrame, ids: dict[str, Sequence[Any]]) -> Scored:
-        import warnings
-
-        from mlrepro.delivery.api import IgnoredColumnsWarning
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", IgnoredColumnsWarning)
-            result = self.bundle.predict_valid(frame)
-        rejects = dict(
-            zip(
-                (int(r) for r in result.rejects["row"].tolist()),
-                result.rejects["reason"].tolist(),
-                strict=True,
-            )
-        )
-        preds = result.predictions
-        positions = [int(p) for p in preds.index]
-        out = {c: preds[c].to_numpy() for c in ["prediction", *self.proba_names] if c in preds}
-        return Scored(self._rows(out, ids, positions), positions, rejects)
-
-    def _rows(
-        self, out: dict[str, Any], ids: dict[str, Sequence[Any]], positions: list[int]
-    ) -> list[dict[str, Any]]:
-        names = [*ids, *out]
-        columns = [[ids[k][p] for p in positions] for k in ids]
-        columns += [_json_values(v) for v in out.values()]
-        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+    rows: int
+    predictions: pd.DataFrame
+    rejects: pd.DataFrame
+    extra: list[str] = field(default_factory=list)
 
 
-def _json_values(values: Any) -> list[Any]:
-    """Plain Python values for JSON: numpy scalars unboxed, NaN and infinities as None."""
-    items = np.asarray(values).tolist()
-    if items and isinstance(items[0], float):
-        return [v if math.isfinite(v) else None for v in items]
-    return items
+def _model_error(exc: Exception) -> str:
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "unknown categor" in msg.lower():
+        return "unseen category in a one-hot encoded column"
+    return strip_values(msg)  # library messages quote the user's values: never echo them
+
+
+def _isolate(pipeline: Any, X: pd.DataFrame, contract: Contract, budget: list[int]) -> dict:
+    """{row position: reason} for rows the model itself rejects, found by bisection."""
+    try:
+        predict_frame(pipeline, X, contract.task)
+        return {}
+    except ValueError as exc:
+        if len(X) == 1:
+            return {0: f"the model rejected the row: {_model_error(exc)}"}
+        budget[0] -= 1
+        if budget[0] < 0:  # every row fails: not a row problem
+            raise
+    half = len(X) // 2
+    bad = _isolate(pipeline, X.iloc[:half], contract, budget)
+    for pos, why in _isolate(pipeline, X.iloc[half:], contract, budget).items():
+        bad[pos + half] = why
+    return bad
+
+
+def predict_checked(
+    pipeline: Any, checked: CheckedChunk, contract: Contract, *, isolate: bool = True
+) -> ChunkResult:
+    """Predict the valid rows of a checked chunk; see ``score_chunk``."""
+    chunk, valid, reasons = checked.chunk, checked.valid, dict(checked.reasons)
+    ok = np.ones(len(chunk), dtype=bool)
+    ok[list(reasons)] = False
+    columns: dict[str, Any] = {}
+    if ok.any():
+        try:
+            columns = predict_frame(pipeline, valid, contract.task)
+        except ValueError as exc:
+            if not isolate:
+                raise _model_rejected(exc) from None
+            try:
+                model_bad = _isolate(pipeline, valid, contract, [256])
+            except ValueError:
+                raise _model_rejected(exc) from None
+            positions = np.flatnonzero(ok)
+            for pos, why in model_bad.items():
+                reasons[int(positions[pos])] = why
+            ok[list(reasons)] = False
+            valid = valid.iloc[[i for i in range(len(valid)) if i not in model_bad]]
+            columns = predict_frame(pipeline, valid, contract.task) if len(valid) else {}
+    return ChunkResult(
+        rows=len(chunk),
+        predictions=_assemble(chunk, ok, columns, contract, checked.keep),
+        rejects=rejects_frame(chunk, ok, reasons),
+        extra=checked.extra,
+    )
+
+
+def score_chunk(
+    pipeline: Any,
+    chunk: pd.DataFrame,
+    contract: Contract,
+    *,
+    keep: list[str] | tuple[str, ...] = (),
+    isolate: bool = True,
+) -> ChunkResult:
+    """Validate one chunk and predict its valid rows; invalid rows are returned, not raised.
+
+    With ``isolate``, rows the model rejects (e.g. a category seen only in the test rows)
+    are found by bisection and rejected with the model's message; without it the model's
+    error is raised as ``PredictionRejected``.
+    """
+    return predict_checked(pipeline, check_chunk(chunk, contract, keep), contract, isolate=isolate)
+
+
+def _model_rejected(exc: Exception) -> PredictionRejected:
+    return PredictionRejected(
+        f"the model rejected the input: {_model_error(exc)}",
+        hint="check the input against the training schema (mlrepro inspect)",
+    )
+
+
+def _assemble(
+    chunk: pd.DataFrame, ok: np.ndarray, columns: dict[str, Any], contract: Contract, keep: Any
+) -> pd.DataFrame:
+    out = pd.DataFrame(index=pd.RangeIndex(int(ok.sum())))
+    for col in [*contract.id_columns, *keep]:
+        if col in chunk.columns and col not in out.columns:
+            out[col] = chunk.loc[ok, col].to_numpy()
+    if columns:
+        for name, values in columns.items():
+            out[name] = values
+    else:
+        for name in output_columns(contract.task, contract.classes):
+            out[name] = pd.Series(dtype="float64")
+    out["model_fingerprint"] = contract.model_fingerprint
+    return out
+
+
+def rejects_frame(chunk: pd.DataFrame, ok: np.ndarray, reasons: dict[int, str]) -> pd.DataFrame:
+    # Values as text: a rejected value may not fit the column's type (e.g. "abc" in a
+    # numeric column), and quarantine files of different chunks must share one schema.
+    bad = np.flatnonzero(~ok)
+    rejected = chunk.iloc[bad].astype("string").reset_index(drop=True)
+    rejected.insert(0, "row", bad.astype("int64"))
+    rejected["reason"] = pd.array([reasons[int(i)] for i in bad], dtype="string")
+    return rejected
+
+
+def predict_chunk(
+    pipeline: Any,
+    chunk: pd.DataFrame,
+    contract: Contract,
+    *,
+    on_invalid: str = "fail",
+    keep: list[str] | tuple[str, ...] = (),
+    offset: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Predict one chunk; returns (predictions, rejected rows with reasons or None)."""
+    result = score_chunk(pipeline, chunk, contract, keep=keep, isolate=on_invalid != "fail")
+    rejects = result.rejects
+    if len(rejects) and on_invalid == "fail":
+        reasons = dict(zip(rejects["row"].tolist(), rejects["reason"].tolist(), strict=True))
+        raise rejected_error(reasons, offset)
+    rejects = rejects.assign(row=rejects["row"] + offset)
+    return result.predictions, rejects if on_invalid == "quarantine" else None
+
+
+def rejected_error(reasons: dict[int, str], offset: int = 0) -> PredictionRejected:
+    return PredictionRejected(
+        f"{len(reasons)} input row(s) are invalid: {describe(reasons, offset)}",
+        hint="fix the rows, or use --on-invalid skip|quarantine to predict the rest",
+    )

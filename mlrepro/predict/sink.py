@@ -16,7 +16,8 @@ from mlrepro.fingerprint import FrameHasher
 from mlrepro.predict.prefetch import prefetch
 
 if TYPE_CHECKING:
-    from mlrepro.predict.contract import ChunkResult, Contract
+    from mlrepro.predict.contract import Contract
+    from mlrepro.predict.scoring import ChunkResult
 
 ON_INVALID = ("fail", "skip", "quarantine")
 
@@ -65,7 +66,7 @@ class PredictionSink:
             self._warned = True
         bad = result.rejects
         if len(bad) and self.on_invalid == "fail":
-            from mlrepro.predict.contract import rejected_error
+            from mlrepro.predict.scoring import rejected_error
 
             reasons = dict(zip(bad["row"].tolist(), bad["reason"].tolist(), strict=True))
             raise rejected_error(reasons, self.rows)
@@ -161,7 +162,8 @@ def run_prediction(
     warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Predict every chunk in this process; return counts and the output fingerprint."""
-    from mlrepro.predict.contract import check_chunk, predict_checked
+    from mlrepro.predict.contract import check_chunk
+    from mlrepro.predict.scoring import predict_checked
 
     sink = open_sink(writer, contract, on_invalid, rejects_writer, on_progress, warn)
     isolate = on_invalid != "fail"

@@ -11,13 +11,28 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from mlrepro.errors import SourceError
-from mlrepro.serving import codec as codec
+from mlrepro.serving import codec
 
-if TYPE_CHECKING:
-    from mlrepro.serving.stream import StreamSpec
+
+@dataclass(frozen=True)
+class StreamSpec:
+    bundle: str
+    url: str
+    input: str
+    output: str
+    dead: str
+    group: str = "mlrepro"
+    consumer: str | None = None
+    batch: int = 100
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+    max_deliveries: int = 5
+    start: str = "0"
+    expect: str | None = None
 
 
 class StopRequested(BaseException):
@@ -35,8 +50,8 @@ class Consumer:
     def __init__(self, client: Any, spec: StreamSpec, bundle: Any) -> None:
         from pydantic import TypeAdapter
 
-        from mlrepro.predict.scoring import Scorer
         from mlrepro.serving.records import RequestModels
+        from mlrepro.serving.scoring import Scorer
 
         self.client, self.spec, self.bundle = client, spec, bundle
         self.name = spec.consumer or socket.gethostname()

@@ -20,7 +20,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mlrepro.predict.scoring import Scorer
 from mlrepro.serving.errors import (
     BodyLimit,
     ErrorBody,
@@ -36,6 +35,7 @@ from mlrepro.serving.records import (
     issues_from_errors,
     issues_from_reasons,
 )
+from mlrepro.serving.scoring import Scorer
 
 if TYPE_CHECKING:
     from mlrepro.delivery.api import Bundle
@@ -52,7 +52,7 @@ def _response_model(bundle: "Bundle", scorer: Scorer, models: RequestModels) -> 
         for i, c in enumerate(models.ids)
     }
     fields["prediction"] = (label | None, ...)
-    for j, name in enumerate(scorer.proba_names):
+    for j, name in enumerate(scorer.output_names[1:]):
         fields[f"p{j}"] = (float | None, Field(..., alias=name))
     row = create_model(f"{models.record.__name__[:-6]}Prediction", **fields)
     return create_model(
@@ -70,7 +70,7 @@ def _response_model(bundle: "Bundle", scorer: Scorer, models: RequestModels) -> 
 def _metadata(bundle: "Bundle", models: RequestModels, scorer: Scorer) -> dict[str, Any]:
     meta = dict(bundle.metadata.raw)
     meta["bundle_fingerprint"] = bundle.fingerprint
-    meta["output_columns"] = ["prediction", *scorer.proba_names]
+    meta["output_columns"] = scorer.output_names
     meta["schema"] = [
         {
             "name": c.name,
@@ -168,7 +168,7 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
             return invalid_response(issues_from_reasons(scored.rejects), len(frame))
         rows: Any = scored.rows
         if not isinstance(batch, list):
-            names = [*ids, "prediction", *scorer.proba_names]
+            names = [*ids, *scorer.output_names]
             rows = {k: [r[k] for r in scored.rows] for k in names}
         return json_response({**fingerprints, "count": len(frame), "predictions": rows})
 

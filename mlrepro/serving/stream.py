@@ -12,28 +12,10 @@ SIGTERM/SIGINT finish the current batch, then exit 0.
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
 from typing import Any
 
 from mlrepro.errors import SourceError, UsageError
-from mlrepro.serving.consumer import Consumer, StopRequested, say
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    bundle: str
-    url: str
-    input: str
-    output: str
-    dead: str
-    group: str = "mlrepro"
-    consumer: str | None = None
-    batch: int = 100
-    block_ms: int = 1000
-    claim_idle_ms: int = 30_000
-    max_deliveries: int = 5
-    start: str = "0"
-    expect: str | None = None
+from mlrepro.serving.consumer import Consumer, StopRequested, StreamSpec, say
 
 
 def _check(spec: StreamSpec) -> None:

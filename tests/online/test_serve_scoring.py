@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlrepro import load_bundle
-from mlrepro.predict.scoring import Scorer
+from mlrepro.serving.scoring import Scorer
 from mlrepro.serving.records import RequestModels
 
 

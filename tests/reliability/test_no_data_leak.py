@@ -14,7 +14,8 @@ import pytest
 
 from mlrepro.core.safe_text import first_line, strip_values
 from mlrepro.errors import EXIT_DATA, EXIT_NOT_REPRODUCED, PredictionRejected
-from mlrepro.predict.contract import Contract, predict_chunk
+from mlrepro.predict.contract import Contract
+from mlrepro.predict.scoring import predict_chunk
 
 from .helpers import invoke
 
