@@ -27,7 +27,8 @@ def proba_columns(classes: Any) -> list[str]:
 
 def output_columns(task: str, classes: Any, has_proba: bool = True) -> list[str]:
     """``prediction`` then, for a classifier with ``predict_proba``, one column per class."""
-    probas = proba_columns(classes or ()) if task == "classification" and has_proba else []
+    classified = task == "classification" and has_proba and classes is not None
+    probas = proba_columns(classes) if classified else []
     return ["prediction", *probas]
 
 
