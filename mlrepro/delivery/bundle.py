@@ -24,6 +24,7 @@ from typing import Any
 
 from mlrepro.errors import ArtifactError, UsageError
 from mlrepro.fingerprint import hash_bytes
+from mlrepro.pipeline.registry import TRAINED_STAGES
 from mlrepro.version import __version__
 
 BUNDLE_FORMAT = 1
@@ -133,7 +134,7 @@ def build(manifest: Any, output: Path) -> dict[str, Any]:
             hint=f"e.g. -o {manifest.name}{SUFFIX}",
         )
     runner = Runner(manifest)
-    for stage in card.TRAINED_STAGES:
+    for stage in TRAINED_STAGES:
         state = runner.assess(stage)
         if state.state != "up to date":
             raise UsageError(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mlrepro.pipeline.registry import TRAINED_STAGES
 from mlrepro.predict.contract import column_specs
 from mlrepro.version import __version__
-
-TRAINED_STAGES = ("extract", "features", "select", "train")
 
 
 def metadata(manifest: Any, lock: dict[str, Any]) -> dict[str, Any]:

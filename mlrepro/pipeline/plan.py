@@ -1,4 +1,4 @@
-"""Which stages exist, what each depends on, and whether the lock is up to date (pure).
+"""Whether the lock is up to date, stage by stage (pure; the stages are in ``registry``).
 
 A stage's key combines its code version, its parameter fingerprint and the fingerprints of
 its inputs (the upstream outputs recorded in the lock): the lock is a Merkle chain.
@@ -10,80 +10,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlrepro.core.manifest import Manifest
-from mlrepro.core.sources import redact
 from mlrepro.fingerprint import fingerprint_params
+from mlrepro.pipeline.registry import STAGES, stages_for
 from mlrepro.version import __version__
-
-STAGE_VERSION = {"extract": 1, "features": 1, "select": 1, "train": 1, "predict": 1}
-
-# stage -> {input name: (upstream stage, upstream output name)}
-INPUTS: dict[str, dict[str, tuple[str, str]]] = {
-    "extract": {},
-    "features": {"snapshot": ("extract", "snapshot")},
-    "select": {"matrix": ("features", "matrix")},
-    "train": {
-        "matrix": ("features", "matrix"),
-        "transformer": ("features", "transformer"),
-        "selector": ("select", "selector"),
-    },
-    "predict": {"pipeline": ("train", "pipeline")},
-}
-
-
-def stages_for(manifest: Manifest) -> list[str]:
-    names = ["extract", "features", "select", "train"]
-    if manifest.predict and (manifest.predict.input or manifest.predict.query):
-        names.append("predict")
-    return names
 
 
 def code_version(stage: str) -> str:
-    return f"mlrepro {__version__}; {stage} v{STAGE_VERSION[stage]}"
-
-
-def _with_format(params: dict[str, Any], m: Manifest) -> dict[str, Any]:
-    """Stages that save models re-run when model.format changes (joblib keeps old keys)."""
-    if m.model.format != "joblib":
-        params["model_format"] = m.model.format
-    return params
+    return f"mlrepro {__version__}; {stage} v{STAGES[stage].version}"
 
 
 def stage_params(stage: str, m: Manifest) -> dict[str, Any]:
     """The manifest parameters a stage depends on (execution-only settings excluded)."""
-    raw = m.raw
-    if stage == "extract":
-        s = m.source
-        return {
-            "url": redact(s.url),
-            "query": s.query,
-            "timestamp_column": s.timestamp_column,
-            "as_of": s.as_of_utc().isoformat(),
-            "order_by": list(s.order_by),
-        }
-    if stage == "features":
-        params = {
-            "seed": m.seed,
-            "target": m.target,
-            "excluded": list(m.excluded_columns),
-            "features": raw.get("features") or [],
-            "plugins": list(m.plugins),
-            "split": {
-                "test_size": m.model.test_size,
-                "stratify": m.model.stratify,
-                "estimator": m.model.estimator,
-            },
-        }
-        return _with_format(params, m)
-    if stage == "select":
-        params = {"seed": m.seed, "selection": raw.get("selection"), "estimator": m.model.estimator}
-        return _with_format(params, m)
-    if stage == "train":
-        model = dict(raw.get("model") or {})
-        return {"seed": m.seed, "model": model}
-    if stage == "predict":
-        p = m.predict
-        return {k: redact(v) for k, v in vars(p).items() if v is not None} if p else {}
-    raise KeyError(stage)
+    return STAGES[stage].params(m)
 
 
 def stage_key(stage: str, params_fp: str, inputs: dict[str, str]) -> str:
@@ -95,7 +33,7 @@ def stage_key(stage: str, params_fp: str, inputs: dict[str, str]) -> str:
 def upstream_inputs(stage: str, lock: dict[str, Any]) -> dict[str, str] | None:
     """Fingerprints of a stage's inputs from the lock; None if an upstream is missing."""
     out = {}
-    for name, (up, up_out) in INPUTS[stage].items():
+    for name, (up, up_out) in STAGES[stage].inputs.items():
         rec = lock["stages"].get(up, {}).get("outputs", {}).get(up_out)
         if not rec:
             return None
@@ -154,3 +92,6 @@ def assess(
             state.state = "stale"
             state.reason = f"output(s) missing or modified: {', '.join(sorted(broken))}"
     return state
+
+
+__all__ = ["StageState", "assess", "code_version", "stage_key", "stage_params", "stages_for"]

@@ -15,10 +15,10 @@ from typing import Any
 
 from mlrepro.core import env, interrupt
 from mlrepro.core.manifest import Manifest
-from mlrepro.core.sources import redact
-from mlrepro.errors import DataError, UsageError
+from mlrepro.errors import UsageError
 from mlrepro.fingerprint import hash_file
 from mlrepro.pipeline import plan
+from mlrepro.pipeline.registry import STAGES
 from mlrepro.project import lockfile
 from mlrepro.project.store import STORE_DIR, Store
 
@@ -63,6 +63,7 @@ class Runner:
         lock_root: Path | None = None,
         report: Reporter = _noop,
         progress: Any = None,
+        predictions: PredictionTarget | None = None,
     ) -> None:
         self.m = manifest
         self.root = manifest.root
@@ -73,6 +74,7 @@ class Runner:
         self.lock = lockfile.read(self.lock_root, manifest.name)
         self.report = report
         self.progress = progress  # callable(stage, total|None) -> advance(n) or None
+        self.predictions = predictions or ProjectPredictions()
         self._env: dict[str, Any] | None = None
         self._checked = False  # preflight done: every class path and parameter resolves
 
@@ -106,7 +108,7 @@ class Runner:
     def run_stage(self, stage: str, *, force: bool = False) -> StageResult:
         state = self.assess(stage)
         if state.inputs is None:
-            need = ", ".join(sorted({up for up, _ in plan.INPUTS[stage].values()}))
+            need = ", ".join(STAGES[stage].upstream())
             raise UsageError(
                 f"stage '{stage}' needs the output of '{need}', which has not run",
                 hint=f"run 'mlrepro {need.split(', ')[0]}' first, or 'mlrepro run'",
@@ -129,7 +131,7 @@ class Runner:
             self.store.discard_created(lockfile.referenced_paths_on_disk(self.lock_root))
             raise
 
-    def _unpublish(self, stage: str) -> None:
+    def unpublish(self, stage: str) -> None:
         """Drop a stage's record before it overwrites an output outside the store.
 
         Predictions go to a fixed file or table, not to a new content address: right before
@@ -143,7 +145,7 @@ class Runner:
 
     def _execute(self, stage: str, state: plan.StageState) -> StageResult:
         started, t0 = _now(), time.perf_counter()
-        outputs, details = getattr(self, f"_{stage}")()
+        outputs, details = STAGES[stage].execute(self)
         duration = time.perf_counter() - t0
         if self._env is None:
             self._env = env.capture(self.m.plugins)
@@ -183,87 +185,14 @@ class Runner:
     def output(self, stage: str, name: str) -> dict[str, Any]:
         return self.record(stage)["outputs"][name]
 
-    def _advance(self, stage: str, total: int | None = None) -> Callable[[int], None] | None:
+    def adopt(self, stage: str, record: dict[str, Any]) -> None:
+        """Take a stage record as this runner's own (verify feeds recorded upstream outputs)."""
+        self.lock["stages"][stage] = record
+
+    def advance(self, stage: str, total: int | None = None) -> Callable[[int], None] | None:
         return self.progress(stage, total) if self.progress else None
 
-    # ------------------------------------------------------------------ stages
-    def _extract(self) -> tuple[dict, dict]:
-        import pyarrow.parquet as pq
-
-        from mlrepro.fingerprint import FrameHasher
-        from mlrepro.pipeline.extract import iter_batches, summarise
-        from mlrepro.pipeline.schema import infer_yaml
-
-        src = self.m.source
-        hasher, summary = FrameHasher(), {}
-        writer = None
-        with self.store.temp(".parquet") as tmp:
-            try:
-                for batch in iter_batches(src, self.root, self._advance("extract")):
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, batch.schema)
-                    writer.write_batch(batch)
-                    hasher.update(batch)
-                    summarise(batch, summary)
-            finally:
-                if writer is not None:
-                    writer.close()
-            if hasher.rows == 0:
-                raise DataError(
-                    f"the source query returned zero rows as of {src.as_of}",
-                    hint="check source.query, source.as_of and source.timestamp_column",
-                )
-            if self.m.target not in hasher.columns:
-                from mlrepro.transformers import missing_columns_error
-
-                raise missing_columns_error(
-                    [self.m.target], hasher.columns, "target (manifest field 'target')"
-                )
-            snapshot = self.store.write_parquet_file(
-                tmp, hasher.hexdigest(), hasher.rows, len(hasher.columns)
-            )
-        schema = self.store.write_text(infer_yaml(summary, self.m.name), "yaml")
-        details = {
-            "url": redact(src.url),
-            "query": src.query,
-            "as_of": src.as_of,
-            "timestamp_column": src.timestamp_column,
-            "order_by": list(src.order_by),
-            "rows": hasher.rows,
-            "columns": hasher.columns,
-        }
-        return {"snapshot": snapshot, "schema": schema}, details
-
-    def _features(self) -> tuple[dict, dict]:
-        from mlrepro.pipeline.features import fit_features
-
-        snapshot = self.store.read_frame(self.output("extract", "snapshot"))
-        transformer, matrix, details = fit_features(snapshot, self.m)
-        outputs = {
-            "matrix": self.store.write_frame(matrix),
-            "transformer": self.store.write_model(transformer),
-        }
-        return outputs, details
-
-    def _select(self) -> tuple[dict, dict]:
-        from mlrepro.pipeline.select import fit_selection
-
-        matrix = self.store.read_frame(self.output("features", "matrix"))
-        task = self.record("features")["details"]["task"]
-        selector, selected = fit_selection(matrix, self.m, task)
-        details = {"selected": selected, "count": len(selected)}
-        return {"selector": self.store.write_model(selector)}, details
-
-    def _train(self) -> tuple[dict, dict]:
-        from mlrepro.pipeline.train import fit_model
-
-        matrix = self.store.read_frame(self.output("features", "matrix"))
-        transformer = self.store.read_model(self.output("features", "transformer"))
-        selector = self.store.read_model(self.output("select", "selector"))
-        task = self.record("features")["details"]["task"]
-        pipeline, details = fit_model(matrix, transformer, selector, self.m, task)
-        return {"pipeline": self.store.write_model(pipeline)}, details
-
+    # ------------------------------------------------------------------ stage context
     def contract(self) -> Any:
         from mlrepro.predict.contract import Contract
 
@@ -315,32 +244,72 @@ class Runner:
         url = p.input_url or self.m.source.url
         return read_query_chunks(url, p.query, self.root, chunk_rows)
 
-    def _predict(self) -> tuple[dict, dict]:
-        from mlrepro.predict.batchio import BeforePublish, FileWriter, TableWriter
-        from mlrepro.predict.sink import run_prediction
 
-        p = self.m.predict
+# ----------------------------------------------------------------------- prediction targets
+@dataclass
+class OpenTarget:
+    """Where one predict stage writes, and how its output record is made afterwards."""
+
+    writer: Any
+    record: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class PredictionTarget:
+    """Where the predict stage writes: injected into the Runner (verify writes elsewhere)."""
+
+    def open(self, runner: Runner) -> OpenTarget:
+        raise NotImplementedError
+
+
+def _file_record(path: Path, relative_to: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "fingerprint": summary["fingerprint"],
+        "rows": summary["predicted"],
+        "path": path.relative_to(relative_to).as_posix(),
+        "file_hash": hash_file(path),
+    }
+
+
+class ProjectPredictions(PredictionTarget):
+    """The manifest's ``predict.output`` file or ``predict.table`` (the default target).
+
+    The lock stops naming the previous predictions right before they are replaced.
+    """
+
+    def open(self, runner: Runner) -> OpenTarget:
+        from mlrepro.predict.batchio import BeforePublish, FileWriter, TableWriter
+
+        m = runner.m
+        p = m.predict
         assert p is not None
-        chunks = self.predict_input_chunks()
-        contract = self.contract()
+        unpublish = lambda: runner.unpublish("predict")  # noqa: E731
         if p.table:
-            writer = TableWriter(p.output_url or self.m.source.url, p.table, self.root)
-            out_path = None
-        else:
-            out_path = self.root / (p.output or "predictions.parquet")
-            writer = FileWriter(out_path, {"mlrepro_model_fingerprint": contract.model_fingerprint})
-        summary = run_prediction(
-            self.load_pipeline(),
-            contract,
-            chunks,
-            BeforePublish(writer, lambda: self._unpublish("predict")),
-            on_progress=self._advance("predict"),
-            warn=lambda msg: self.report("warn", "predict", msg),
+            table = p.table
+            writer = TableWriter(p.output_url or m.source.url, table, runner.root)
+
+            def table_record(summary: dict[str, Any]) -> dict[str, Any]:
+                return {
+                    "fingerprint": summary["fingerprint"],
+                    "rows": summary["predicted"],
+                    "table": table,
+                }
+
+            return OpenTarget(BeforePublish(writer, unpublish), table_record)
+        path = runner.root / (p.output or "predictions.parquet")
+        meta = {"mlrepro_model_fingerprint": runner.contract().model_fingerprint}
+        return OpenTarget(
+            BeforePublish(FileWriter(path, meta), unpublish),
+            lambda summary: _file_record(path, runner.root, summary),
         )
-        out: dict[str, Any] = {"fingerprint": summary["fingerprint"], "rows": summary["predicted"]}
-        if out_path is not None:
-            out["path"] = out_path.relative_to(self.root).as_posix()
-            out["file_hash"] = hash_file(out_path)
-        else:
-            out["table"] = p.table
-        return {"predictions": out}, summary
+
+
+class ScratchPredictions(PredictionTarget):
+    """Predictions into the runner's own store folder, never the user's output (verify)."""
+
+    def open(self, runner: Runner) -> OpenTarget:
+        from mlrepro.predict.batchio import FileWriter
+
+        path = runner.store.root / "predictions.parquet"
+        return OpenTarget(
+            FileWriter(path), lambda summary: _file_record(path, runner.store.root, summary)
+        )

@@ -80,9 +80,9 @@ class Consumer:
         while not self.stopping:
             try:
                 if not drained:
-                    self._drain_own()
+                    self.drain_own()
                     drained = True
-                self._round()
+                self.round()
                 backoff = 0.5
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 say(f"lost the connection to Redis ({exc}); retrying in {backoff:g} s")
@@ -95,12 +95,12 @@ class Consumer:
                 ) from None
         return self.counts
 
-    def _round(self) -> None:
+    def round(self) -> None:
         claimed = self._claim()
         if claimed:
             self.process(claimed, redelivered=True)
             return
-        entries = self._read(">", block=True)
+        entries = self.read(">", block=True)
         if entries:
             self.process(entries, redelivered=False)
 
@@ -113,7 +113,7 @@ class Consumer:
             self.waiting = False
 
     # ------------------------------------------------------------------ reading
-    def _read(self, start: str, block: bool) -> list[tuple[bytes, dict]]:
+    def read(self, start: str, block: bool) -> list[tuple[bytes, dict]]:
         # A stop request never interrupts a read: messages the server hands out are pending
         # for us, so the batch is finished and acknowledged first (waits <= block_ms).
         if self.stopping:
@@ -127,11 +127,11 @@ class Consumer:
         )
         return reply[0][1] if reply else []
 
-    def _drain_own(self) -> None:
+    def drain_own(self) -> None:
         """Messages this consumer read before a crash or restart: handle them first."""
         start = "0"
         while not self.stopping:
-            entries = self._read(start, block=False)
+            entries = self.read(start, block=False)
             if not entries:
                 return
             start = entries[-1][0]

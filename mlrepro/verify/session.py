@@ -37,7 +37,8 @@ from mlrepro.errors import (
     UsageError,
 )
 from mlrepro.pipeline import plan
-from mlrepro.pipeline.runner import Runner
+from mlrepro.pipeline.registry import STAGES
+from mlrepro.pipeline.runner import Runner, ScratchPredictions
 from mlrepro.project import lockfile
 from mlrepro.project.store import Store
 from mlrepro.verify.audit import seed_audit
@@ -51,15 +52,6 @@ from mlrepro.verify.verdicts import (
     StageReport,
     judge,
 )
-
-# What each stage reads from upstream records: {upstream stage: [outputs]}.
-NEEDS: dict[str, dict[str, list[str]]] = {
-    "extract": {},
-    "features": {"extract": ["snapshot"]},
-    "select": {"features": ["matrix"]},
-    "train": {"features": ["matrix", "transformer"], "select": ["selector"]},
-    "predict": {"train": ["pipeline"], "extract": ["schema"]},
-}
 
 
 @dataclass
@@ -104,27 +96,6 @@ class Report:
         }
 
 
-class ScratchRunner(Runner):
-    """A Runner whose predict stage writes into the scratch folder, never the user's output."""
-
-    def _predict(self) -> tuple[dict, dict]:
-        from mlrepro.fingerprint import hash_file
-        from mlrepro.predict.batchio import FileWriter
-        from mlrepro.predict.sink import run_prediction
-
-        chunks = self.predict_input_chunks()
-        contract = self.contract()
-        out_path = self.store.root / "predictions.parquet"
-        summary = run_prediction(self.load_pipeline(), contract, chunks, FileWriter(out_path))
-        out = {
-            "fingerprint": summary["fingerprint"],
-            "rows": summary["predicted"],
-            "path": out_path.name,
-            "file_hash": hash_file(out_path),
-        }
-        return {"predictions": out}, summary
-
-
 def verify(
     manifest: Manifest,
     *,
@@ -154,7 +125,7 @@ def verify(
                 on_stage(name)
             report.stages.append(session.verify_stage(name))
     if not stage:
-        gone = [s for s in plan.STAGE_VERSION if s in recorded["stages"] and s not in stages]
+        gone = [s for s in STAGES if s in recorded["stages"] and s not in stages]
         report.stages += [_skipped(s, "recorded, but no longer in the manifest") for s in gone]
     report.environment = sorted({d for s in report.stages for d in s.environment})
     return report
@@ -200,7 +171,9 @@ class _Session:
         self.tol = tol
         self.offline = offline
         self.isolated = isolated
-        self.runner = ScratchRunner(m, store_root=scratch, lock_root=scratch)
+        self.runner = Runner(
+            m, store_root=scratch, lock_root=scratch, predictions=ScratchPredictions()
+        )
         self.art = Artifacts(m, Store(m.root), self.runner, offline)
         self.current_env = env.capture(m.plugins)
 
@@ -300,7 +273,7 @@ class _Session:
     def _feed(self, stage: str) -> dict[str, str] | StageReport:
         """Put the upstream records ``stage`` reads into the scratch lock."""
         fed = {}
-        for up, outs in NEEDS[stage].items():
+        for up, outs in STAGES[stage].needs().items():
             have = self.runner.lock["stages"].get(up)
             rec = self.recorded["stages"].get(up)
             same = bool(have and rec and _same_outputs(have, rec, outs)) and all(
@@ -345,7 +318,7 @@ class _Session:
         for out in rec["outputs"].values():
             if self.art.state(out) == "ok":
                 _link(self.m.root / out["path"], self.runner.store.root / out["path"])
-        self.runner.lock["stages"][up] = copy.deepcopy(rec)
+        self.runner.adopt(up, copy.deepcopy(rec))
         return True
 
 

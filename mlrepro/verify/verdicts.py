@@ -15,6 +15,7 @@ from mlrepro.core.manifest import Manifest
 from mlrepro.errors import ArtifactError
 from mlrepro.fingerprint import fingerprint_params
 from mlrepro.pipeline import plan
+from mlrepro.pipeline.registry import STAGES
 from mlrepro.project.store import Store
 from mlrepro.verify.compare import (
     DIFFERENT,
@@ -164,7 +165,7 @@ def lock_problems(stage: str, rec: dict[str, Any], lock: dict[str, Any]) -> list
         plan.stage_key(stage, params_fp, rec.get("inputs", {}))
     ):
         problems.append("the lock record was edited: its key does not match its inputs")
-    for name, (up, out) in plan.INPUTS[stage].items():
+    for name, (up, out) in STAGES[stage].inputs.items():
         upstream = lock["stages"].get(up, {}).get("outputs", {}).get(out, {})
         want = rec.get("inputs", {}).get(name)
         if upstream and want != upstream.get("fingerprint"):

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlrepro import load_bundle
-from mlrepro.serving.scoring import Scorer
 from mlrepro.serving.records import RequestModels
+from mlrepro.serving.scoring import Scorer
 
 
 @pytest.fixture(scope="module")
@@ -82,26 +82,22 @@ def test_text_numbers_are_coerced_like_the_cli_does(diabetes, new_visits):
     assert [r["prediction"] for r in scored.rows] == expected
 
 
-def test_the_full_cli_path_gives_the_same_answers(diabetes, new_visits, monkeypatch):
+def test_the_full_cli_path_gives_the_same_answers(diabetes, new_visits):
     models = RequestModels(diabetes, max_batch=100)
     frame, ids = models.frame([models.record.model_validate(r) for r in new_visits])
     fast = Scorer(diabetes).score(frame, ids)
-    slow_scorer = Scorer(diabetes)
-    monkeypatch.setattr(slow_scorer, "certainly_valid", lambda *_: False)
+    slow_scorer = Scorer(diabetes, fast_path=False)
     slow = slow_scorer.score(frame, ids)
+    assert slow_scorer.counts == {"fast": 0, "full": 1}
     assert fast.rows == slow.rows and fast.positions == slow.positions
 
 
-def test_valid_batches_skip_the_slow_path(diabetes, new_visits, monkeypatch):
+def test_valid_batches_skip_the_slow_path(diabetes, new_visits):
     models = RequestModels(diabetes, max_batch=100)
     frame, ids = models.frame([models.record.model_validate(r) for r in new_visits])
     scorer = Scorer(diabetes)
-
-    def slow(*_):
-        raise AssertionError("the CLI path ran for a valid batch")
-
-    monkeypatch.setattr(scorer, "_score_slow", slow)
     scored = scorer.score(frame, ids)
+    assert scorer.counts == {"fast": 1, "full": 0}, "the CLI path ran for a valid batch"
     expected = diabetes.predict(pd.DataFrame(new_visits))["prediction"].tolist()
     assert [r["prediction"] for r in scored.rows] == expected
     assert scored.positions == list(range(20)) and not scored.rejects

@@ -62,7 +62,7 @@ def test_records_become_predictions_and_bad_ones_dead_letters(
     bad_ids = {why: client.xadd(streams["input"], fields) for why, fields in bad.items()}
     c = consumer(client, streams, redis_url, diabetes)
     for _ in range(3):
-        c._round()
+        c.round()
 
     out = entries(client, streams["output"])
     expected = diabetes.predict(pd.DataFrame(new_visits[:7]))
@@ -90,10 +90,10 @@ def test_a_message_handled_elsewhere_is_never_written_twice(
     for r in new_visits[:5]:
         client.xadd(streams["input"], {"record": json.dumps(r)})
     slow = consumer(client, streams, redis_url, diabetes, consumer="slow")
-    taken = slow._read(">", block=False)  # read, then stalls before writing
+    taken = slow.read(">", block=False)  # read, then stalls before writing
     assert len(taken) == 5
     fast = consumer(client, streams, redis_url, diabetes, consumer="fast", claim_idle_ms=0)
-    fast._round()  # claims the stalled messages and handles them
+    fast.round()  # claims the stalled messages and handles them
     assert len(entries(client, streams["output"])) == 5
     slow.process(taken, redelivered=False)  # the stalled consumer wakes up
     out = entries(client, streams["output"])
@@ -109,7 +109,7 @@ def test_a_message_delivered_too_often_is_dead_lettered(
     c = consumer(client, streams, redis_url, diabetes, consumer="c", max_deliveries=3)
     for _ in range(3):  # three deliveries that never finished (crashes)
         client.xreadgroup("mlrepro", "c", {streams["input"]: "0" if _ else ">"})
-    c._drain_own()  # the fourth delivery
+    c.drain_own()  # the fourth delivery
     [dead] = entries(client, streams["dead"])
     assert dead["input_id"] == msg.decode()
     assert dead["reason"].startswith("delivered 4 times without being processed")
@@ -124,9 +124,9 @@ def test_a_restarted_consumer_first_finishes_its_own_pending_messages(
     client.xgroup_create(streams["input"], "mlrepro", id="0")
     client.xreadgroup("mlrepro", "c", {streams["input"]: ">"}, count=3)  # then it crashed
     c = consumer(client, streams, redis_url, diabetes, consumer="c")
-    c._drain_own()
+    c.drain_own()
     assert len(entries(client, streams["output"])) == 3
-    c._round()
+    c.round()
     assert len(entries(client, streams["output"])) == 4
     assert client.xpending(streams["input"], "mlrepro")["pending"] == 0
 
@@ -134,7 +134,7 @@ def test_a_restarted_consumer_first_finishes_its_own_pending_messages(
 def test_classifier_outputs_carry_probabilities(client, streams, redis_url, bundles, new_biopsies):
     model = load_bundle(bundles["breast_cancer"])
     client.xadd(streams["input"], {"record": json.dumps(new_biopsies[0])})
-    consumer(client, streams, redis_url, model)._round()
+    consumer(client, streams, redis_url, model).round()
     [out] = entries(client, streams["output"])
     want = model.predict(pd.DataFrame(new_biopsies[:1])).iloc[0]
     assert int(out["prediction"]) == want["prediction"]

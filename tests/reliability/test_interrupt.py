@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.core import interrupt
 from mlrepro.errors import EXIT_INTERRUPTED
 
 from .conftest import Traced
@@ -96,17 +95,20 @@ def test_swallowed_keyboard_interrupt_still_stops_the_run(
 ) -> None:
     """A KeyboardInterrupt dropped by a library (e.g. in a weakref callback) still ends the run
     at the next stage with 130: the handler's flag is checked between stages."""
-    from mlrepro.pipeline import runner
+    import dataclasses
 
-    original = runner.Runner._features
+    from mlrepro.pipeline import registry
 
-    def features_swallowing_ctrl_c(self):  # type: ignore[no-untyped-def]
+    original = registry.STAGES["features"]
+
+    def features_swallowing_ctrl_c(ctx):  # type: ignore[no-untyped-def]
         # what "Exception ignored in: <weakref callback>" amounts to:
         with contextlib.suppress(KeyboardInterrupt):
-            interrupt._on_sigint(signal.SIGINT, None)
-        return original(self)
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the installed handler
+        return original.execute(ctx)
 
-    monkeypatch.setattr(runner.Runner, "_features", features_swallowing_ctrl_c)
+    swallowing = dataclasses.replace(original, execute=features_swallowing_ctrl_c)
+    monkeypatch.setitem(registry.STAGES, "features", swallowing)
     assert invoke(["run", "-q", "-p", str(small_project)]) == EXIT_INTERRUPTED
     lock = read_lock(small_project)
     assert sorted(lock["stages"]) == ["extract", "features"]  # select never started

@@ -90,18 +90,21 @@ def test_successful_postgres_run_records_no_password(pg_clean_schema, small_proj
 
 
 def test_unexpected_exception_is_reported_without_secrets(small_project, capsys, monkeypatch):
-    from mlrepro.pipeline import runner
+    import dataclasses
+
+    from mlrepro.pipeline import registry
 
     monkeypatch.setenv("MLREPRO_TEST_SECRET", SECRET)
     _set_url(small_project, "sqlite:///data/diabetes.db?x=${MLREPRO_TEST_SECRET}")
 
-    def broken(self):  # type: ignore[no-untyped-def]
+    def broken(ctx):  # type: ignore[no-untyped-def]
         from mlrepro.core.sources import resolve_url
 
-        resolve_url(self.m.source.url, self.root)  # registers the expanded value
+        resolve_url(ctx.m.source.url, ctx.root)  # registers the expanded value
         raise RuntimeError(f"driver said: postgresql://bob:{SECRET}@db/x; token {SECRET}")
 
-    monkeypatch.setattr(runner.Runner, "_extract", broken)
+    extract = dataclasses.replace(registry.STAGES["extract"], execute=broken)
+    monkeypatch.setitem(registry.STAGES, "extract", extract)
     monkeypatch.setenv("MLREPRO_DEBUG", "1")  # the traceback is printed too
     code = invoke(["run", "--json", "-p", str(small_project)])
     text = _outputs(small_project, capsys)

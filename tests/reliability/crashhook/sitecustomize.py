@@ -13,6 +13,7 @@ written, every fsync, before and after every rename, the lock write and the fina
 Each is named ``<stage>:<event>`` so tests can spread crashes over all stages.
 """
 
+import dataclasses
 import os
 
 _SPEC = os.environ.get("MLREPRO_CRASH", "")
@@ -63,7 +64,7 @@ def _install() -> None:
     import joblib
     import pyarrow.parquet as pq
 
-    from mlrepro.pipeline import runner
+    from mlrepro.pipeline import registry
     from mlrepro.project import lockfile, store
 
     wrap(os, "fsync", "fsync")
@@ -75,14 +76,16 @@ def _install() -> None:
     wrap(lockfile, "write", "lock-write")
     wrap(store.Store, "prune", "prune")
 
-    original_execute = runner.Runner._execute
+    def starting(stage_def):
+        def execute(ctx):
+            state["stage"] = stage_def.name
+            event("start")
+            return stage_def.execute(ctx)
 
-    def execute(self, stage, state_):
-        state["stage"] = stage
-        event("start")
-        return original_execute(self, stage, state_)
+        return dataclasses.replace(stage_def, execute=execute)
 
-    runner.Runner._execute = execute
+    for name, stage_def in list(registry.STAGES.items()):
+        registry.STAGES[name] = starting(stage_def)
 
 
 if _SPEC:

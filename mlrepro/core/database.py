@@ -1,0 +1,192 @@
+"""Reading the source database: the as-of query, a deterministic order, arrow batches.
+
+The only place that connects for the extract stage. sqlalchemy and pyarrow are imported
+inside the functions (the CLI starts without them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from mlrepro.core.manifest import Source
+from mlrepro.core.safe_text import first_line
+from mlrepro.core.sources import connection_error, engine_for, redact, resolve_url
+from mlrepro.errors import DataError, SourceError
+
+# SQLite's normal form of an ISO 8601 text time: UTC, milliseconds (datetime() drops them,
+# which would let rows up to a second after as_of into the snapshot).
+SQLITE_UTC = "%Y-%m-%d %H:%M:%f"
+
+
+def build_query(source: Source, dialect: Any, ts_kind: str) -> tuple[str, dict[str, Any]]:
+    """SQL that applies ``timestamp_column <= as_of`` and a deterministic ORDER BY."""
+    q = dialect.identifier_preparer.quote
+    ts = f"mlrepro_src.{q(source.timestamp_column)}"
+    as_of = source.as_of_utc()
+    if ts_kind == "epoch":
+        cond, value = f"{ts} <= :as_of", as_of.timestamp()
+    elif ts_kind == "sqlite_text":  # ISO text, normalised to UTC with milliseconds
+        cond = f"strftime('{SQLITE_UTC}', {ts}) <= :as_of"
+        value = as_of.strftime("%Y-%m-%d %H:%M:%S.") + f"{as_of.microsecond // 1000:03d}"
+    elif dialect.name == "postgresql":  # the session runs in UTC (SET TIME ZONE)
+        cond, value = f"{ts} <= :as_of", as_of
+    else:  # other drivers may refuse aware datetimes: naive UTC
+        cond, value = f"{ts} <= :as_of", as_of.replace(tzinfo=None)
+    order = ", ".join(f"mlrepro_src.{q(c)}" for c in source.order_by)
+    inner = source.query.strip().rstrip(";")
+    sql = f"SELECT * FROM ({inner}) AS mlrepro_src WHERE {cond} ORDER BY {order}"
+    return sql, {"as_of": value}
+
+
+def _probe(conn: Any, source: Source, dialect_name: str) -> tuple[list[str], str]:
+    """Column names of the query, and how to compare its timestamp column."""
+    import sqlalchemy as sa
+
+    inner = source.query.strip().rstrip(";")
+    q = conn.dialect.identifier_preparer.quote
+    result = conn.execute(sa.text(f"SELECT * FROM ({inner}) AS mlrepro_src WHERE 1 = 0"))
+    columns = list(result.keys())
+    missing = [c for c in (source.timestamp_column, *source.order_by) if c not in columns]
+    if missing:
+        import difflib
+
+        close = [
+            f"'{m}' -> '{c[0]}'"
+            for m in missing
+            if (c := difflib.get_close_matches(m, [str(x) for x in columns], n=1))
+        ]
+        raise DataError(
+            f"column(s) {missing} named in source (timestamp_column / order_by) are not in "
+            f"the query result; it has: {', '.join(columns[:20])}"
+            + (" ..." if len(columns) > 20 else ""),
+            hint=("did you mean " + ", ".join(close) + "? " if close else "")
+            + "fix source.timestamp_column / source.order_by, or select those columns",
+        )
+    kind = "native"
+    if dialect_name == "sqlite":
+        kind = _sqlite_time_kind(conn, inner, q(source.timestamp_column), source.timestamp_column)
+    return columns, kind
+
+
+def _sqlite_time_kind(conn: Any, inner: str, ts: str, name: str) -> str:
+    """``epoch`` or ``sqlite_text``; refuse values the as_of cut would silently drop.
+
+    SQLite has no time type: a text value it cannot read (``01/02/2024``, an offset without
+    a colon) compares as NULL, and text never compares below a number, so such rows would
+    vanish from the snapshot without a word.
+    """
+    import sqlalchemy as sa
+
+    rows = conn.execute(
+        sa.text(
+            f"SELECT typeof({ts}), COUNT(*), SUM(strftime('{SQLITE_UTC}', {ts}) IS NULL) "
+            f"FROM ({inner}) AS mlrepro_src WHERE {ts} IS NOT NULL GROUP BY typeof({ts})"
+        )
+    ).all()
+    counts = {kind: (int(n), int(bad or 0)) for kind, n, bad in rows}
+    numbers = sum(counts.get(k, (0, 0))[0] for k in ("integer", "real"))
+    texts, unreadable = counts.get("text", (0, 0))
+    if numbers and texts:
+        raise DataError(
+            f"timestamp column '{name}' mixes numbers ({numbers} rows) and text ({texts} rows)",
+            hint=f"store '{name}' one way (ISO 8601 text or epoch seconds), or convert it in "
+            "source.query",
+        )
+    if unreadable:
+        raise DataError(
+            f"timestamp column '{name}': {unreadable} of {texts} value(s) are not ISO 8601 "
+            "times SQLite can read, so the as_of cut would silently drop those rows",
+            hint="write times like '2024-01-31T10:00:00+02:00' (offset with a colon) or as "
+            "epoch seconds, or convert them in source.query",
+        )
+    return "epoch" if numbers else "sqlite_text"
+
+
+def _to_batch(rows: list[Any], columns: list[str], schema: Any) -> Any:
+    import pyarrow as pa
+
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    arrays = []
+    for i, name in enumerate(columns):
+        try:
+            arr = pa.array(cols[i])
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            raise DataError(
+                f"column '{name}' mixes incompatible types (e.g. numbers and text)",
+                hint=f"CAST column '{name}' to one type in source.query",
+            ) from None
+        if pa.types.is_decimal(arr.type):  # NUMERIC/DECIMAL: models need floats
+            arr = arr.cast(pa.float64(), safe=False)
+        if schema is not None:
+            want = schema.field(name).type
+            if arr.type != want:
+                if pa.types.is_null(arr.type):
+                    arr = pa.nulls(len(arr), want)
+                elif pa.types.is_null(want):
+                    raise DataError(
+                        f"column '{name}' is NULL in the whole first chunk and has values "
+                        "later, so its type is unknown when the snapshot starts",
+                        hint=f"CAST column '{name}' to its type in source.query, or raise "
+                        "source.chunk_size",
+                    )
+                else:
+                    try:
+                        arr = arr.cast(want)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                        raise DataError(
+                            f"column '{name}' changes type from {want} to {arr.type} part-way "
+                            "through the query result",
+                            hint=f"CAST column '{name}' to one type in source.query",
+                        ) from None
+        arrays.append(arr)
+    return pa.RecordBatch.from_arrays(arrays, names=columns)
+
+
+def _stream(
+    conn: Any, source: Source, dialect: Any, on_progress: Callable[[int], None] | None
+) -> Iterator[Any]:
+    import sqlalchemy as sa
+
+    if dialect.name == "postgresql":
+        conn.execute(sa.text("SET TIME ZONE 'UTC'"))
+    columns, kind = _probe(conn, source, dialect.name)
+    sql, params = build_query(source, dialect, kind)
+    result = conn.execution_options(stream_results=True, yield_per=source.chunk_size)
+    result = result.execute(sa.text(sql), params)
+    schema = None
+    for part in result.partitions(source.chunk_size):
+        batch = _to_batch(part, columns, schema)
+        if schema is None:
+            schema = batch.schema
+        if on_progress:
+            on_progress(batch.num_rows)
+        yield batch
+    if schema is None:
+        yield _to_batch([], columns, None)
+
+
+def iter_batches(
+    source: Source, root: Path, on_progress: Callable[[int], None] | None = None
+) -> Iterator[Any]:
+    """Yield arrow RecordBatches of the as-of snapshot, ``chunk_size`` rows at a time."""
+    import sqlalchemy as sa
+
+    secret_free = redact(source.url)
+    engine = engine_for(resolve_url(source.url, root), secret_free)
+    try:
+        try:
+            conn = engine.connect()
+        except sa.exc.DBAPIError as exc:  # server down, wrong password, unknown database...
+            raise connection_error(exc, secret_free) from None
+        with conn:
+            try:
+                yield from _stream(conn, source, engine.dialect, on_progress)
+            except sa.exc.SQLAlchemyError as exc:  # connected, but the query failed
+                raise SourceError(
+                    f"the source query failed: {first_line(getattr(exc, 'orig', None) or exc)}",
+                    hint="check source.query (run it in your SQL client) and the table names",
+                ) from None
+    finally:
+        engine.dispose()
