@@ -104,24 +104,19 @@ def inspect(
 
 def bundle_predict(path: Path, ui: Any, io: dict[str, Any], expect: str | None) -> dict[str, Any]:
     """``mlrepro predict --bundle``: no project folder, no database needed."""
-    import warnings
-
-    from mlrepro.delivery.api import load_bundle
+    from mlrepro.delivery.api import load_reporting
     from mlrepro.predict.io import CHECKED, check_io, known_rows, predict_io
 
     check_io(**{k: v for k, v in io.items() if k in CHECKED}, default_url=None)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = load_bundle(path, expect_fingerprint=expect)
-    for w in caught:
-        ui.report("warn", "predict", str(w.message))
+    warn = lambda msg: ui.report("warn", "predict", msg)  # noqa: E731
+    model = load_reporting(path, expect_fingerprint=expect, report=warn)
     return predict_io(
         model.pipeline,
         model.contract,
         root=Path.cwd(),
         default_url=None,
         on_progress=ui.progress("predict", known_rows(io.get("input"))),
-        warn=lambda msg: ui.report("warn", "predict", msg),
+        warn=warn,
         **io,
     )
 

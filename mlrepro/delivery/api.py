@@ -260,16 +260,12 @@ class Bundle:
         )
 
     def _score(self, frame: pd.DataFrame, keep: Sequence[str], isolate: bool) -> ChunkResult:
+        from mlrepro.predict.contract import ignored_columns
         from mlrepro.predict.scoring import score_chunk
 
         result = score_chunk(self.pipeline, frame, self.contract, keep=tuple(keep), isolate=isolate)
         if result.extra:
-            shown = ", ".join(result.extra[:8]) + (" ..." if len(result.extra) > 8 else "")
-            warnings.warn(
-                f"ignoring {len(result.extra)} input column(s) the model does not use: {shown}",
-                IgnoredColumnsWarning,
-                stacklevel=3,
-            )
+            warnings.warn(ignored_columns(result.extra), IgnoredColumnsWarning, stacklevel=3)
         return result
 
     # ------------------------------------------------------------------ batch
@@ -409,6 +405,20 @@ def _check_schema(contract: Contract, path: Path) -> None:
             f"{missing[:5]}, so its input could not be validated; refusing to load it",
             hint="rebuild the bundle with 'mlrepro bundle'",
         )
+
+
+def load_reporting(
+    path: str | Path, *, expect_fingerprint: str | None, report: Callable[[str], None]
+) -> Bundle:
+    """``load_bundle`` for a long-running command: its warnings go to ``report``, once each."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bundle = load_bundle(path, expect_fingerprint=expect_fingerprint)
+    for w in caught:
+        report(str(w.message))
+    return bundle
 
 
 def load_bundle(

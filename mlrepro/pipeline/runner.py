@@ -277,30 +277,31 @@ class ProjectPredictions(PredictionTarget):
     """
 
     def open(self, runner: Runner) -> OpenTarget:
-        from mlrepro.predict.batchio import BeforePublish, FileWriter, TableWriter
+        from mlrepro.predict.batchio import BeforePublish, predictions_writer
 
         m = runner.m
         p = m.predict
         assert p is not None
-        unpublish = lambda: runner.unpublish("predict")  # noqa: E731
-        if p.table:
-            table = p.table
-            writer = TableWriter(p.output_url or m.source.url, table, runner.root)
-
-            def table_record(summary: dict[str, Any]) -> dict[str, Any]:
-                return {
-                    "fingerprint": summary["fingerprint"],
-                    "rows": summary["predicted"],
-                    "table": table,
-                }
-
-            return OpenTarget(BeforePublish(writer, unpublish), table_record)
         path = runner.root / (p.output or "predictions.parquet")
-        meta = {"mlrepro_model_fingerprint": runner.contract().model_fingerprint}
-        return OpenTarget(
-            BeforePublish(FileWriter(path, meta), unpublish),
-            lambda summary: _file_record(path, runner.root, summary),
+        writer = predictions_writer(
+            output=None if p.table else path,
+            table=p.table or None,
+            url=p.output_url or m.source.url,
+            root=runner.root,
+            model_fingerprint=runner.contract().model_fingerprint,
         )
+        table = p.table or None
+
+        def record(summary: dict[str, Any]) -> dict[str, Any]:
+            if table is None:
+                return _file_record(path, runner.root, summary)
+            return {
+                "fingerprint": summary["fingerprint"],
+                "rows": summary["predicted"],
+                "table": table,
+            }
+
+        return OpenTarget(BeforePublish(writer, lambda: runner.unpublish("predict")), record)
 
 
 class ScratchPredictions(PredictionTarget):

@@ -265,3 +265,13 @@ class BeforePublish:
 
     def abort(self) -> None:
         self.writer.abort()
+
+
+def predictions_writer(
+    *, output: Path | None, table: str | None, url: str, root: Path, model_fingerprint: str
+) -> Any:
+    """The writer of a predictions file (tagged with the model's fingerprint) or table."""
+    if table is not None:
+        return TableWriter(url, table, root)
+    assert output is not None
+    return FileWriter(output, {"mlrepro_model_fingerprint": model_fingerprint})

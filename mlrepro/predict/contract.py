@@ -251,6 +251,12 @@ def describe(reasons: dict[int, str], offset: int = 0) -> str:
     return text + (f"; ... and {more} more" if more > 0 else "")
 
 
+def ignored_columns(extra: list[str]) -> str:
+    """The warning for input columns the model does not use (named, at most eight)."""
+    shown = ", ".join(extra[:8]) + (" ..." if len(extra) > 8 else "")
+    return f"ignoring {len(extra)} input column(s) the model does not use: {shown}"
+
+
 def check_columns(columns: list[str], contract: Contract) -> list[str]:
     """Error on missing columns; return the extra ones (ignored, with a warning)."""
     missing = [c for c in contract.input_columns if c not in columns]

@@ -125,7 +125,12 @@ def predict_io(
     warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Predict from a file or query into a file or table; returns the summary."""
-    from mlrepro.predict.batchio import FileWriter, TableWriter, read_chunks, read_query_chunks
+    from mlrepro.predict.batchio import (
+        FileWriter,
+        predictions_writer,
+        read_chunks,
+        read_query_chunks,
+    )
 
     check_io(
         input=input,
@@ -146,13 +151,14 @@ def predict_io(
         chunks = read_chunks(input, chunk_rows, encoding, contract.text_columns())
     else:
         chunks = read_query_chunks(db_url or "", query or "", root, chunk_rows)
-    if table is not None:
-        writer: Any = TableWriter(db_url or "", table, root)
-        target = f"table {table}"
-    else:
-        assert output is not None
-        writer = FileWriter(output, {"mlrepro_model_fingerprint": contract.model_fingerprint})
-        target = str(output)
+    writer = predictions_writer(
+        output=output,
+        table=table,
+        url=db_url or "",
+        root=root,
+        model_fingerprint=contract.model_fingerprint,
+    )
+    target = f"table {table}" if table is not None else str(output)
     rejects_writer = FileWriter(rejects) if rejects is not None else None
     options: dict[str, Any] = {
         "on_invalid": on_invalid,

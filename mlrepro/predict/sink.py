@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlrepro.errors import DataError, UsageError
 from mlrepro.fingerprint import FrameHasher
+from mlrepro.predict.contract import ignored_columns
 from mlrepro.predict.prefetch import prefetch
 
 if TYPE_CHECKING:
@@ -60,9 +61,7 @@ class PredictionSink:
 
     def add(self, result: ChunkResult) -> None:
         if result.extra and not self._warned and self.warn:
-            shown = ", ".join(result.extra[:8]) + (" ..." if len(result.extra) > 8 else "")
-            n = len(result.extra)
-            self.warn(f"ignoring {n} input column(s) the model does not use: {shown}")
+            self.warn(ignored_columns(result.extra))
             self._warned = True
         bad = result.rejects
         if len(bad) and self.on_invalid == "fail":

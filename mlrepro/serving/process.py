@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -67,15 +66,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 def load(spec: ServeSpec, report: Any = None) -> Any:
     """Load and verify the bundle; environment warnings go to ``report``."""
-    from mlrepro.delivery.api import load_bundle
+    from mlrepro.delivery.api import load_reporting
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bundle = load_bundle(spec.bundle, expect_fingerprint=spec.expect)
-    for w in caught:
+    def warn(msg: str) -> None:
         if report is not None:
-            report(f"warning: {w.message}")
-    return bundle
+            report(f"warning: {msg}")
+
+    return load_reporting(spec.bundle, expect_fingerprint=spec.expect, report=warn)
 
 
 def app_from_env() -> Any:

@@ -72,16 +72,12 @@ def ensure_group(client: Any, spec: StreamSpec) -> None:
 
 def run(spec: StreamSpec) -> dict[str, int]:
     """Consume until SIGTERM/SIGINT; returns the counts."""
-    import warnings
-
-    from mlrepro.delivery.api import load_bundle
+    from mlrepro.delivery.api import load_reporting
 
     _check(spec)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bundle = load_bundle(spec.bundle, expect_fingerprint=spec.expect)
-    for w in caught:
-        say(f"warning: {w.message}")
+    bundle = load_reporting(
+        spec.bundle, expect_fingerprint=spec.expect, report=lambda msg: say(f"warning: {msg}")
+    )
     client = connect(spec.url)
     ensure_group(client, spec)
     consumer = Consumer(client, spec, bundle)
