@@ -128,7 +128,7 @@ class FeatureSteps(TransformerMixin, BaseEstimator):
         if not isinstance(X, pd.DataFrame):
             raise DataError("features need a DataFrame with named columns", hint="pass a frame")
         frame = X
-        fitted = self.fitted_steps_ if not fit else []
+        fitted: list[Any] = getattr(self, "fitted_steps_") if not fit else []  # noqa: B009
         for i, (name, transformer, spec) in enumerate(self.steps or []):
             if fit:
                 cols = select_columns(spec, frame)

@@ -45,7 +45,7 @@ class Console:
         elif event == "done":
             self._stop_progress()
             outs = payload.outputs
-            main = next(iter(outs.values()), {})
+            main: dict[str, Any] = next(iter(outs.values()), {})
             size = ""
             if "rows" in main:
                 size = f"{main['rows']} rows"

@@ -200,7 +200,7 @@ def predict(
     from mlrepro.predict.io import CHECKED, check_io, known_rows
 
     ui = Console(quiet=quiet or as_json)
-    io = {
+    io: dict[str, Any] = {
         "input": input,
         "query": query,
         "url": url,
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
-def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+def _click_exceptions() -> tuple[Any, Any, Any]:
     """Click's Abort, ClickException and Exit classes, from click and from the copy of click
     that newer typer versions vendor as ``typer._click`` (their classes are distinct)."""
     import importlib
@@ -324,10 +324,11 @@ def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type,
     for name in ("click.exceptions", "typer._click.exceptions"):
         with contextlib.suppress(ImportError):
             modules.append(importlib.import_module(name))
-    return tuple(
+    aborts, errors, exits = (
         tuple(getattr(m, cls) for m in modules if hasattr(m, cls))
         for cls in ("Abort", "ClickException", "Exit")
     )
+    return aborts, errors, exits
 
 
 def _dispatch(args: list[str]) -> int:

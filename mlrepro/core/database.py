@@ -25,6 +25,7 @@ def build_query(source: Source, dialect: Any, ts_kind: str) -> tuple[str, dict[s
     q = dialect.identifier_preparer.quote
     ts = f"mlrepro_src.{q(source.timestamp_column)}"
     as_of = source.as_of_utc()
+    value: Any
     if ts_kind == "epoch":
         cond, value = f"{ts} <= :as_of", as_of.timestamp()
     elif ts_kind == "sqlite_text":  # ISO text, normalised to UTC with milliseconds

@@ -164,7 +164,7 @@ def _class_path(where: str, v: Any) -> str:
     v = _str(where, v)
     if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", v):
         raise _fail(where, "a dotted class path like 'sklearn.preprocessing.StandardScaler'", v)
-    return v
+    return str(v)
 
 
 def _check_keys(where: str, data: dict[str, Any], spec: dict[str, bool]) -> None:

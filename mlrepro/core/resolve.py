@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+from collections.abc import Collection
 from typing import Any
 
 import blake3
@@ -130,7 +131,9 @@ def build(
     return est
 
 
-def seed_estimator(est: Any, seed: int, key: str, explicit: set[str] = frozenset()) -> dict:
+def seed_estimator(
+    est: Any, seed: int, key: str, explicit: Collection[str] = frozenset()
+) -> dict[str, Any]:
     """Set every unset ``random_state`` (also nested ones) from the global seed."""
     if not hasattr(est, "get_params"):
         return {}

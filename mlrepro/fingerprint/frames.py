@@ -93,7 +93,7 @@ def _castable(src: Any, dst: Any) -> bool:
     if any(f(src) for f in numeric) and any(f(dst) for f in numeric):
         return True
     if t.is_timestamp(src) and t.is_timestamp(dst):
-        return src.tz == dst.tz
+        return bool(src.tz == dst.tz)
     return any(f(src) and f(dst) for f in (t.is_date, t.is_duration, t.is_time))
 
 
@@ -196,7 +196,7 @@ class _Column:
         if arr.null_count:
             mask = _null_mask(arr)
             # Global row numbers of the nulls: independent of how the table was chunked.
-            self.validity.update((np.flatnonzero(mask) + start).astype("<i8").view(np.uint8))
+            self.validity.update((np.flatnonzero(mask) + start).astype("<i8").view(np.uint8))  # type: ignore[arg-type]
         if self.kind == "fixed":
             w = self.width
             buf = arr.buffers()[1]
@@ -204,7 +204,7 @@ class _Column:
             if not _LITTLE_ENDIAN:  # arrow buffers are native-endian
                 values = values.reshape(n, w)[:, ::-1].reshape(-1)
             if mask is None:
-                self.values.update(values)
+                self.values.update(values)  # type: ignore[arg-type]
             else:
                 _update_zeroing_nulls(self.values, values, w, mask)
         elif self.kind == "bool":
@@ -235,7 +235,7 @@ class _Column:
             count=len(arr) + 1,
             offset=arr.offset * np.dtype(offset_type).itemsize,
         )
-        self.values.update(np.diff(offsets).astype("<i8").view(np.uint8))
+        self.values.update(np.diff(offsets).astype("<i8").view(np.uint8))  # type: ignore[arg-type]
         first, last = int(offsets[0]), int(offsets[-1])
         if last > first:
             self.data.update(memoryview(data_buf)[first:last])
@@ -250,7 +250,7 @@ class _Column:
             else _dumps(_jsonable(v, lenient=True)).encode("utf-8", "surrogatepass")
             for v in arr.to_pylist()
         ]
-        self.values.update(np.array([len(e) for e in encoded], dtype="<i8").view(np.uint8))
+        self.values.update(np.array([len(e) for e in encoded], dtype="<i8").view(np.uint8))  # type: ignore[arg-type]
         self.data.update(b"".join(encoded))
 
 

@@ -38,7 +38,13 @@ _CALLABLES = (
     types.WrapperDescriptorType,
     types.MethodDescriptorType,
 )
-_CONTAINER_TAGS = {list: b"l", tuple: b"t", dict: b"d", set: b"S", frozenset: b"Z"}
+_CONTAINER_TAGS: dict[type, bytes] = {
+    list: b"l",
+    tuple: b"t",
+    dict: b"d",
+    set: b"S",
+    frozenset: b"Z",
+}
 
 
 def _custom_pickling(cls: type) -> bool:
@@ -140,6 +146,7 @@ class _Encoder:
 
     def _array(self, arr: Any) -> None:
         np = self.np
+        assert np is not None  # an ndarray was seen, so numpy is imported
         shape = _U64.pack(arr.ndim) + b"".join(_U64.pack(d) for d in arr.shape)
         if arr.dtype.names is not None:
             # Field by field: the padding between fields may hold arbitrary bytes.
@@ -204,9 +211,9 @@ class _Encoder:
         elif (base := next((b for b in _CONTAINER_TAGS if isinstance(obj, b)), None)) is not None:
             self._text(b"C", _qualname(type(obj)))  # namedtuple, OrderedDict, Bunch, ...
             self._container(obj, base)
-        elif base := next((b for b in (str, int, float, bytes) if isinstance(obj, b)), None):
+        elif scalar := next((b for b in (str, int, float, bytes) if isinstance(obj, b)), None):
             self._text(b"C", _qualname(type(obj)))
-            self.walk(base(obj))
+            self.walk(scalar(obj))
         elif callable(getattr(obj, "get_params", None)) and hasattr(obj, "__dict__"):
             # A scikit-learn style estimator: hyper-parameters, fitted and private state.
             attrs = vars(obj).items()

@@ -242,7 +242,7 @@ class Runner:
                 self.root / p.input, chunk_rows, text_columns=self.contract().text_columns()
             )
         url = p.input_url or self.m.source.url
-        return read_query_chunks(url, p.query, self.root, chunk_rows)
+        return read_query_chunks(url, p.query or "", self.root, chunk_rows)
 
 
 # ----------------------------------------------------------------------- prediction targets

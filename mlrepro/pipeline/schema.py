@@ -34,4 +34,6 @@ def infer_yaml(summary: dict[str, Any], name: str) -> str:
             checks.append(pa.Check.isin(sorted(s.categories)))
         columns[col] = pa.Column(dtype, nullable=s.nulls > 0, checks=checks or None)
     schema = pa.DataFrameSchema(columns, name=name, strict=False, ordered=False)
-    return schema.to_yaml()
+    text = schema.to_yaml()
+    assert text is not None  # no stream given: pandera returns the text
+    return text

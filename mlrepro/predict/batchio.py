@@ -6,6 +6,7 @@ database tables are written inside one transaction.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -124,8 +125,8 @@ def _check_header(path: Path, encoding: str) -> list[str]:
                 f"input file {path.name} is not valid CSV: {exc}",
                 hint="check the header row (quoting, NUL bytes)",
             ) from None
-    seen: set[str] = set()
-    dupes = sorted({name for name in header if name in seen or seen.add(name)})
+    counts = collections.Counter(header)
+    dupes = sorted(name for name, n in counts.items() if n > 1)
     if dupes:
         raise DataError(
             f"input file {path.name}: the header names column(s) {dupes[:5]} more than once",

@@ -240,7 +240,7 @@ def _reasons(cases: pd.DataFrame, index: pd.Index) -> dict[int, str]:
     several = pairs["pos"].duplicated(keep=False).to_numpy()
     reasons = dict(zip(pairs["pos"][~several].tolist(), pairs["why"][~several], strict=True))
     for pos, whys in pairs[several].groupby("pos", sort=False)["why"]:
-        reasons[int(pos)] = "; ".join(whys.iloc[:MAX_REASONS])  # type: ignore[arg-type]
+        reasons[int(pos)] = "; ".join(whys.iloc[:MAX_REASONS])
     return reasons
 
 

@@ -13,6 +13,7 @@ file gets a name of its own, so a lock on disk always keeps the bytes it recorde
 from __future__ import annotations
 
 import shutil
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,9 @@ class Store:
         Called when a stage fails or is interrupted, so it leaves no orphan artifacts.
         ``keep=None`` (the lock is unreadable) removes nothing.
         """
-        for path in self.created if keep is not None else ():
+        if keep is None:
+            return
+        for path in self.created:
             if path.relative_to(self.root).as_posix() not in keep:
                 path.unlink(missing_ok=True)
         self.created.clear()
@@ -69,7 +72,7 @@ class Store:
     def _staging(self) -> Path:
         return self.root / STORE_DIR / "staging"
 
-    def temp(self, suffix: str):  # noqa: ANN201 - a context manager yielding a Path
+    def temp(self, suffix: str) -> AbstractContextManager[Path]:
         """A temp file in the store's staging folder, removed unless placed."""
         return atomic.temp_path(self._staging(), suffix)
 
@@ -88,7 +91,9 @@ class Store:
         record.update(rows=table.num_rows, columns=table.num_columns)
         return record
 
-    def write_parquet_file(self, tmp: Path, fingerprint: str, rows: int, cols: int) -> dict:
+    def write_parquet_file(
+        self, tmp: Path, fingerprint: str, rows: int, cols: int
+    ) -> dict[str, Any]:
         """Adopt a parquet file written elsewhere (streamed extract) into the store."""
         record = self._place(tmp, fingerprint, "parquet")
         record.update(rows=rows, columns=cols)
@@ -157,7 +162,7 @@ class Store:
     # ---------------------------------------------------------------- integrity
     def verified_path(self, record: dict[str, Any]) -> Path:
         """Path of an artifact whose bytes match the record, or an ArtifactError."""
-        path = self.root / record["path"]
+        path: Path = self.root / record["path"]
         if not path.is_file():
             raise ArtifactError(
                 f"artifact {record['path']} is missing",
@@ -177,7 +182,7 @@ class Store:
         if "path" not in record:  # e.g. predictions written to a database table
             return True
         path = self.root / record["path"]
-        return path.is_file() and hash_file(path) == record["file_hash"]
+        return path.is_file() and hash_file(path) == str(record["file_hash"])
 
     def prune(self, keep: set[str]) -> int:
         """Delete objects not named in ``keep`` (relative posix paths); returns how many."""

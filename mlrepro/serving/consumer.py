@@ -113,7 +113,7 @@ class Consumer:
             self.waiting = False
 
     # ------------------------------------------------------------------ reading
-    def read(self, start: str, block: bool) -> list[tuple[bytes, dict]]:
+    def read(self, start: str | bytes, block: bool) -> list[tuple[bytes, dict[bytes, Any]]]:
         # A stop request never interrupts a read: messages the server hands out are pending
         # for us, so the batch is finished and acknowledged first (waits <= block_ms).
         if self.stopping:
@@ -129,7 +129,7 @@ class Consumer:
 
     def drain_own(self) -> None:
         """Messages this consumer read before a crash or restart: handle them first."""
-        start = "0"
+        start: str | bytes = "0"
         while not self.stopping:
             entries = self.read(start, block=False)
             if not entries:

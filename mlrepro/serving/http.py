@@ -97,7 +97,7 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
     state = {"ready": False}
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI):
         state["ready"] = True
         yield
         state["ready"] = False
@@ -115,7 +115,7 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
     app.add_middleware(
         BodyLimit, limit=(1 << 20) + max_batch * BYTES_PER_RECORD, max_batch=max_batch
     )
-    errors = {422: {"model": ErrorBody}, 413: {"model": ErrorBody}}
+    errors: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}, 413: {"model": ErrorBody}}
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -10,6 +10,7 @@ never a silently imputed value). Id columns are optional and copied to the outpu
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -64,7 +65,7 @@ class Column:
         if self.kind == "number":
             base = FiniteFloat
         elif self.kind == "category":
-            base = Literal[self.categories]  # type: ignore[valid-type]
+            base = Literal[self.categories]
         elif self.kind == "text":
             base = str
         elif self.kind == "bool":
@@ -129,21 +130,23 @@ class RequestModels:
         self.ids = [c for c in self.columns if c.is_id]
         title = _title(bundle.metadata.project)
         config = ConfigDict(extra="ignore", populate_by_name=False)
-        self.record = create_model(
+        self.record = create_model(  # type: ignore[call-overload]
             f"{title}Record",
             __config__=config,
             __doc__=f"One input record of {bundle.metadata.project}: the model's input columns.",
             **{f"c{i}": self._field(c, c.type) for i, c in enumerate(self.columns)},
         )
         limit = BeforeValidator(self._check_size)
-        self.columnar = create_model(
+        self.columnar = create_model(  # type: ignore[call-overload]
             f"{title}Columns",
             __config__=config,
             __doc__="Columnar form: one list of values per input column, all the same length.",
             __validators__={"same_length": model_validator(mode="after")(_same_length)},
             **{
                 f"c{i}": self._field(
-                    c, Annotated[list[c.type], limit, Field(max_length=max_batch)], listed=True
+                    c,
+                    Annotated[list[c.type], limit, Field(max_length=max_batch)],  # type: ignore[name-defined]
+                    listed=True,
                 )
                 for i, c in enumerate(self.columns)
             },
@@ -223,7 +226,9 @@ class Issue:
         return {"record": self.record, "field": self.field, "reason": self.reason}
 
 
-def issues_from_errors(errors: list[dict[str, Any]], record: int | None = None) -> list[Issue]:
+def issues_from_errors(
+    errors: Sequence[Mapping[str, Any]], record: int | None = None
+) -> list[Issue]:
     """Pydantic errors as per-record, per-field issues.
 
     Locations as FastAPI reports a batch (``body, records, 3, bmi`` or ``body, columns, bmi,
@@ -254,7 +259,7 @@ def issues_from_errors(errors: list[dict[str, Any]], record: int | None = None) 
     return out
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: Mapping[str, Any]) -> str:
     msg = str(err.get("msg", "invalid"))
     if err.get("type") == "missing":
         return "missing field (send null for a missing value where nulls are allowed)"

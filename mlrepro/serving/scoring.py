@@ -9,7 +9,7 @@ straight to ``predict_frame``; any other batch, or one the model itself rejects,
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ class Scorer:
         proba = hasattr(pipeline, "predict_proba")
         self.output_names = output_columns(task, getattr(pipeline, "classes_", None), proba)
 
-    def score(self, frame: pd.DataFrame, ids: dict[str, Sequence[Any]] | None = None) -> Scored:
+    def score(self, frame: pd.DataFrame, ids: Mapping[str, Sequence[Any]] | None = None) -> Scored:
         """Predict every valid row of ``frame`` (input columns, RangeIndex)."""
         ids = ids or {}
         if len(frame) == 0:
@@ -77,7 +77,7 @@ class Scorer:
     def _predict(self, X: pd.DataFrame) -> dict[str, Any]:
         return predict_frame(self.bundle.pipeline, X, self.bundle.metadata.task)
 
-    def _score_full(self, frame: pd.DataFrame, ids: dict[str, Sequence[Any]]) -> Scored:
+    def _score_full(self, frame: pd.DataFrame, ids: Mapping[str, Sequence[Any]]) -> Scored:
         import warnings
 
         from mlrepro.delivery.api import IgnoredColumnsWarning
@@ -98,7 +98,7 @@ class Scorer:
         return Scored(self._rows(out, ids, positions), positions, rejects)
 
     def _rows(
-        self, out: dict[str, Any], ids: dict[str, Sequence[Any]], positions: list[int]
+        self, out: dict[str, Any], ids: Mapping[str, Sequence[Any]], positions: list[int]
     ) -> list[dict[str, Any]]:
         names = [*ids, *out]
         columns = [[ids[k][p] for p in positions] for k in ids]
