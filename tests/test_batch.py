@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from delivery_util import REPO_ROOT, run, trained_bundle
+from cli_helpers import run_cli
+from delivery_util import REPO_ROOT, trained_bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,7 +58,7 @@ REASONS = {
 
 
 def predict(bundle: Path, *args: str, cwd: Path) -> tuple[int, dict, str]:
-    result = run("predict", "--bundle", str(bundle), "--json", *args, cwd=cwd)
+    result = run_cli("predict", "--bundle", str(bundle), "--json", *args, cwd=cwd)
     return result.returncode, json.loads(result.stdout or "{}"), result.stderr
 
 
@@ -405,7 +406,7 @@ def test_an_output_never_replaces_the_input_or_the_other_output(diabetes, tmp_pa
     data = (diabetes[0] / "data" / "new_visits.csv").read_bytes()
     (tmp_path / "in.csv").write_bytes(data)
     os.link(tmp_path / "in.csv", tmp_path / "link.csv")
-    result = run("predict", "--bundle", str(diabetes[1]), *args, cwd=tmp_path)
+    result = run_cli("predict", "--bundle", str(diabetes[1]), *args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert (tmp_path / "in.csv").read_bytes() == data

@@ -16,7 +16,8 @@ from pathlib import Path
 import joblib
 import pandas as pd
 import pytest
-from delivery_util import REPO_ROOT, cli, run, train_project, trained_bundle
+from cli_helpers import run_cli, run_subprocess
+from delivery_util import REPO_ROOT, train_project, trained_bundle
 
 import mlrepro
 from mlrepro.delivery import bundle as fmt
@@ -65,8 +66,8 @@ def rewrite(src: Path, dest: Path, replace: dict[str, bytes], fix_index: bool) -
 
 def test_bundle_command_writes_one_deterministic_file(diabetes, tmp_path):
     project, _ = diabetes
-    first = run("bundle", "-p", str(project), "-o", str(tmp_path / "a.mlrepro"), "--json")
-    second = run("bundle", "-p", str(project), "-o", str(tmp_path / "b.mlrepro"), "--json")
+    first = run_cli("bundle", "-p", str(project), "-o", str(tmp_path / "a.mlrepro"), "--json")
+    second = run_cli("bundle", "-p", str(project), "-o", str(tmp_path / "b.mlrepro"), "--json")
     assert first.returncode == 0, first.stderr
     info = json.loads(first.stdout)
     assert info["fingerprint"] == json.loads(second.stdout)["fingerprint"]
@@ -82,7 +83,7 @@ def test_bundle_refuses_a_stale_project(tmp_path):
     project = train_project("breast_cancer", tmp_path / "p")
     manifest = project / "mlrepro.yaml"
     manifest.write_text(manifest.read_text().replace("max_iter: 1000", "max_iter: 999"))
-    result = run("bundle", "-p", str(project), "-o", str(tmp_path / "m.mlrepro"))
+    result = run_cli("bundle", "-p", str(project), "-o", str(tmp_path / "m.mlrepro"))
     assert result.returncode == 2
     assert "stage 'train' is stale (parameters changed: model)" in result.stderr
     assert "run 'mlrepro run' first" in result.stderr
@@ -95,13 +96,13 @@ def test_bundle_refuses_an_untrained_project(tmp_path):
         tmp_path / "p",
         ignore=shutil.ignore_patterns(".mlrepro", "mlrepro.lock", "predictions*"),
     )
-    result = run("bundle", "-p", str(tmp_path / "p"), "-o", str(tmp_path / "m.mlrepro"))
+    result = run_cli("bundle", "-p", str(tmp_path / "p"), "-o", str(tmp_path / "m.mlrepro"))
     assert result.returncode == 2
     assert "stage 'extract' is missing (never run)" in result.stderr
 
 
 def test_bundle_output_must_end_in_mlrepro(diabetes, tmp_path):
-    result = run("bundle", "-p", str(diabetes[0]), "-o", str(tmp_path / "m.zip"))
+    result = run_cli("bundle", "-p", str(diabetes[0]), "-o", str(tmp_path / "m.zip"))
     assert result.returncode == 2
     assert "should end in '.mlrepro'" in result.stderr
 
@@ -111,7 +112,7 @@ def test_bundle_output_must_end_in_mlrepro(diabetes, tmp_path):
 
 def test_inspect_prints_card_and_fingerprints(diabetes):
     _, path = diabetes
-    result = run("inspect", str(path))
+    result = run_cli("inspect", str(path))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     lock = json.loads((diabetes[0] / "mlrepro.lock").read_text())
@@ -125,7 +126,7 @@ def test_inspect_prints_card_and_fingerprints(diabetes):
 
 def test_inspect_json(diabetes):
     _, path = diabetes
-    data = json.loads(run("inspect", str(path), "--json").stdout)
+    data = json.loads(run_cli("inspect", str(path), "--json").stdout)
     assert data["fingerprint"] == load_bundle(path).fingerprint
     assert set(data["members"]) == set(fmt.MEMBERS)
     assert data["metadata"]["data"]["rows"] == 398
@@ -160,7 +161,7 @@ def test_tampered_bundle_is_refused_before_unpickling(diabetes, tmp_path, via, s
         if via == "cli":
             args += ["-i", str(diabetes[0] / "data" / "new_visits.csv"), "-o", "out.csv"]
         # one case in a real subprocess: the whole command never unpickles
-        result = (cli if same_size else run)(*args, cwd=tmp_path)
+        result = (run_subprocess if same_size else run_cli)(*args, cwd=tmp_path)
         assert result.returncode == 4
         assert f"member pipeline.joblib does not match its recorded {expected}" in result.stderr
         assert "refusing to load it (nothing was deserialized)" in result.stderr
@@ -178,13 +179,13 @@ def test_rewritten_index_is_caught_by_the_pinned_fingerprint(diabetes, tmp_path)
     rewrite(diabetes[1], evil, {fmt.PIPELINE: evil_pickle(marker)}, fix_index=True)
     csv = diabetes[0] / "data" / "new_visits.csv"
     args = ["--bundle", str(evil), "--expect", pinned, "-i", str(csv), "-o", "o.csv"]
-    result = run("predict", *args)
+    result = run_cli("predict", *args)
     assert result.returncode == 4
     assert f"not the expected {pinned}" in result.stderr
     with pytest.raises(ArtifactError, match="not the expected"):
         load_bundle(evil, expect_fingerprint=pinned)
     # inspect never unpickles, even when the index was forged consistently
-    assert run("inspect", str(evil)).returncode == 0
+    assert run_cli("inspect", str(evil)).returncode == 0
     assert not marker.exists()
 
 
@@ -227,7 +228,7 @@ def test_damaged_bundles_are_refused(diabetes, tmp_path, damage, message):
 
 
 def test_missing_bundle_file(tmp_path):
-    result = run("inspect", str(tmp_path / "nope.mlrepro"))
+    result = run_cli("inspect", str(tmp_path / "nope.mlrepro"))
     assert result.returncode == 4
     assert "does not exist" in result.stderr and "mlrepro bundle -o FILE" in result.stderr
 
@@ -241,14 +242,14 @@ def test_predict_with_bundle_needs_no_project_or_database(diabetes, tmp_path):
     work.mkdir()
     shutil.copy(path, work / "model.mlrepro")
     shutil.copy(project / "data" / "new_visits.csv", work / "new.csv")
-    result = cli(
+    result = run_subprocess(
         "predict", "--bundle", "model.mlrepro", "-i", "new.csv", "-o", "p.parquet", "--json",
         cwd=work,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["rows"], summary["predicted"], summary["rejected"]) == (20, 20, 0)
-    project_run = run(
+    project_run = run_cli(
         "predict", "-p", str(project), "-i", "new.csv", "-o", str(tmp_path / "q.parquet"),
         "--json", cwd=work,
     )  # fmt: skip
@@ -258,12 +259,14 @@ def test_predict_with_bundle_needs_no_project_or_database(diabetes, tmp_path):
 
 def test_predict_bundle_to_a_table_needs_url(diabetes, tmp_path):
     csv = str(diabetes[0] / "data" / "new_visits.csv")
-    refused = run("predict", "--bundle", str(diabetes[1]), "-i", csv, "--table", "preds")
+    refused = run_cli("predict", "--bundle", str(diabetes[1]), "-i", csv, "--table", "preds")
     assert refused.returncode == 2
     assert "--query and --table need --url" in refused.stderr
     sqlite3.connect(tmp_path / "out.db").close()  # mlrepro writes into existing databases
     url = f"sqlite:///{tmp_path / 'out.db'}"
-    ok = run("predict", "--bundle", str(diabetes[1]), "-i", csv, "--table", "preds", "--url", url)
+    ok = run_cli(
+        "predict", "--bundle", str(diabetes[1]), "-i", csv, "--table", "preds", "--url", url
+    )
     assert ok.returncode == 0, ok.stderr
     import sqlalchemy as sa
 
@@ -286,13 +289,15 @@ def test_predict_bundle_usage_errors(diabetes, tmp_path, args, message):
     base = ["predict", "--bundle", str(diabetes[1]), "-o", "o.csv"]
     if "--query" not in args:
         base += ["-i", str(diabetes[0] / "data" / "new_visits.csv")]
-    result = run(*base, *args, cwd=tmp_path)
+    result = run_cli(*base, *args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
 
 
 def test_expect_needs_bundle(diabetes):
-    result = run("predict", "-p", str(diabetes[0]), "--expect", "b3:00", "-i", "x.csv", "-o", "o")
+    result = run_cli(
+        "predict", "-p", str(diabetes[0]), "--expect", "b3:00", "-i", "x.csv", "-o", "o"
+    )
     assert result.returncode == 2
     assert "--expect needs --bundle" in result.stderr
 
@@ -328,7 +333,7 @@ def test_load_bundle_metadata_and_contract(diabetes):
 def test_api_predict_matches_the_cli(diabetes, tmp_path):
     project, path = diabetes
     csv = project / "data" / "new_visits.csv"
-    run("predict", "--bundle", str(path), "-i", str(csv), "-o", str(tmp_path / "p.csv"))
+    run_cli("predict", "--bundle", str(path), "-i", str(csv), "-o", str(tmp_path / "p.csv"))
     expected = pd.read_csv(tmp_path / "p.csv")
     frame = pd.read_csv(csv)
     frame.index = frame.index + 100
@@ -484,7 +489,7 @@ def test_consistently_reindexed_but_unusable_members_are_artifact_errors(
         load_bundle(path)
     assert message in exc.value.message
     csv = diabetes[0] / "data" / "new_visits.csv"
-    result = run("predict", "--bundle", str(path), "-i", str(csv), "-o", "o.csv", cwd=tmp_path)
+    result = run_cli("predict", "--bundle", str(path), "-i", str(csv), "-o", "o.csv", cwd=tmp_path)
     assert result.returncode == 4, result.stderr
     assert message in result.stderr
-    assert run("inspect", str(path)).returncode in (0, 4)  # never an internal error
+    assert run_cli("inspect", str(path)).returncode in (0, 4)  # never an internal error

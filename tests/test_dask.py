@@ -8,7 +8,8 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from delivery_util import cli, run, trained_bundle
+from cli_helpers import run_cli, run_subprocess
+from delivery_util import trained_bundle
 
 distributed = pytest.importorskip("distributed")
 
@@ -95,7 +96,7 @@ def test_errors_raised_on_workers_keep_their_hint(diabetes, inputs, cluster):
 
 def test_cli_joins_a_running_scheduler(diabetes, inputs, cluster):
     args = ["-i", "in.parquet", "-o", "out.csv", "--on-invalid", "skip", "--chunk-rows", "16"]
-    result = run(
+    result = run_cli(
         "predict", "--bundle", str(diabetes[1]), *args, "--engine", "dask",
         "--scheduler", cluster, "--json", cwd=inputs,
     )  # fmt: skip
@@ -107,7 +108,7 @@ def test_cli_joins_a_running_scheduler(diabetes, inputs, cluster):
 
 def test_unreachable_scheduler_is_exit_5(diabetes, inputs, monkeypatch):
     monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT", "1s")
-    result = run(
+    result = run_cli(
         "predict", "--bundle", str(diabetes[1]), "-i", "in.csv", "-o", "o.csv",
         "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9", cwd=inputs,
     )  # fmt: skip
@@ -117,7 +118,7 @@ def test_unreachable_scheduler_is_exit_5(diabetes, inputs, monkeypatch):
 
 
 def test_workers_and_scheduler_conflict(diabetes, inputs):
-    result = run(
+    result = run_cli(
         "predict", "--bundle", str(diabetes[1]), "-i", "in.csv", "-o", "o.csv",
         "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9", "--workers", "2", cwd=inputs,
     )  # fmt: skip
@@ -128,7 +129,7 @@ def test_workers_and_scheduler_conflict(diabetes, inputs):
 @pytest.mark.slow
 def test_cli_starts_a_local_cluster(diabetes, inputs):
     """No --scheduler: a real local cluster of worker processes, in a real subprocess."""
-    result = cli(
+    result = run_subprocess(
         "predict", "--bundle", str(diabetes[1]), "-i", "in.csv", "-o", "out.parquet",
         "--on-invalid", "skip", "--engine", "dask", "--workers", "2", "--json", cwd=inputs,
     )  # fmt: skip

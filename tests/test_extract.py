@@ -83,7 +83,7 @@ def test_as_of_cut_and_order_for_every_timestamp_encoding(tmp_path, capsys, ts_f
     df = events_frame()
     write_sqlite(tmp_path / "db.sqlite", df, ts_format)
     project = make_project(tmp_path / "p", f"sqlite:///{tmp_path / 'db.sqlite'}")
-    r = run_cli(capsys, "extract", "-p", project)
+    r = run_cli("extract", "-p", project)
     assert r.code == 0, r.err
     snap = snapshot(project)
     expected = df[df["ts"] <= "2026-03-01"].sort_values("id")
@@ -97,7 +97,7 @@ def test_chunked_extract_gives_the_same_fingerprint(tmp_path, capsys) -> None:
     fps = []
     for chunk in (7, 50_000):
         project = make_project(tmp_path / f"p{chunk}", url, chunk_size=chunk)
-        assert run_cli(capsys, "extract", "-p", project).code == 0
+        assert run_cli("extract", "-p", project).code == 0
         lock = json.loads((project / "mlrepro.lock").read_text())
         fps.append(lock["stages"]["extract"]["outputs"]["snapshot"]["fingerprint"])
     assert fps[0] == fps[1]
@@ -107,7 +107,7 @@ def test_relative_sqlite_url_and_env_expansion(tmp_path, capsys, monkeypatch) ->
     write_sqlite(tmp_path / "db.sqlite", events_frame(), "%Y-%m-%dT%H:%M:%S")
     monkeypatch.setenv("EVENTS_DB", "../db.sqlite")
     project = make_project(tmp_path / "p", "sqlite:///${EVENTS_DB}")
-    r = run_cli(capsys, "run", "-p", project)
+    r = run_cli("run", "-p", project)
     assert r.code == 0, r.err
     lock = (project / "mlrepro.lock").read_text()
     assert "${EVENTS_DB}" in lock and "../db.sqlite" not in lock
@@ -116,7 +116,7 @@ def test_relative_sqlite_url_and_env_expansion(tmp_path, capsys, monkeypatch) ->
 def test_schema_yaml_is_stored(tmp_path, capsys) -> None:
     write_sqlite(tmp_path / "db.sqlite", events_frame(), "%Y-%m-%dT%H:%M:%S")
     project = make_project(tmp_path / "p", f"sqlite:///{tmp_path / 'db.sqlite'}")
-    assert run_cli(capsys, "extract", "-p", project).code == 0
+    assert run_cli("extract", "-p", project).code == 0
     lock = json.loads((project / "mlrepro.lock").read_text())
     text = (project / lock["stages"]["extract"]["outputs"]["schema"]["path"]).read_text()
     schema = yaml.safe_load(text)
@@ -156,7 +156,7 @@ def test_schema_yaml_is_stored(tmp_path, capsys) -> None:
 def test_extract_errors(tmp_path, capsys, kwargs, code, message, hint) -> None:
     write_sqlite(tmp_path / "db.sqlite", events_frame(), "%Y-%m-%dT%H:%M:%S")
     project = make_project(tmp_path / "p", f"sqlite:///{tmp_path / 'db.sqlite'}", **kwargs)
-    r = run_cli(capsys, "extract", "-p", project)
+    r = run_cli("extract", "-p", project)
     assert r.code == code, r.err
     assert message in r.err and hint in r.err
     assert not (project / "mlrepro.lock").exists()
@@ -166,7 +166,7 @@ def test_extract_errors(tmp_path, capsys, kwargs, code, message, hint) -> None:
 
 def test_missing_sqlite_database(tmp_path, capsys) -> None:
     project = make_project(tmp_path / "p", "sqlite:///nowhere.db")
-    r = run_cli(capsys, "extract", "-p", project)
+    r = run_cli("extract", "-p", project)
     assert r.code == 5
     assert "does not exist" in r.err and "relative to the project folder" in r.err
 
@@ -181,7 +181,7 @@ def test_postgres_extract_matches_sqlite(tmp_path, capsys, pg_clean_schema) -> N
     pg = make_project(tmp_path / "pg", pg_clean_schema.url)
     lite = make_project(tmp_path / "lite", f"sqlite:///{tmp_path / 'db.sqlite'}")
     for project in (pg, lite):
-        r = run_cli(capsys, "run", "-p", project)
+        r = run_cli("run", "-p", project)
         assert r.code == 0, r.err
     a, b = snapshot(pg), snapshot(lite)
     assert a["id"].tolist() == b["id"].tolist()
@@ -208,7 +208,7 @@ def test_postgres_numeric_and_naive_timestamps(tmp_path, capsys, pg_clean_schema
             )
         )
     project = make_project(tmp_path / "p", pg_clean_schema.url)
-    r = run_cli(capsys, "run", "-p", project)
+    r = run_cli("run", "-p", project)
     assert r.code == 0, r.err
     snap = snapshot(project)
     assert len(snap) == 59  # 2026-01-02 .. 2026-03-01 inclusive
@@ -220,6 +220,6 @@ def test_misspelt_order_by_suggests_the_column(tmp_path, capsys) -> None:
     project = make_project(tmp_path / "p", f"sqlite:///{tmp_path / 'db.sqlite'}")
     manifest = project / "mlrepro.yaml"
     manifest.write_text(manifest.read_text().replace("- id", "- idd"))
-    r = run_cli(capsys, "extract", "-p", project)
+    r = run_cli("extract", "-p", project)
     assert r.code == 3
     assert "did you mean 'idd' -> 'id'?" in r.err

@@ -50,7 +50,7 @@ def test_newer_lock_stops_run_without_touching_it(copy_example, capsys) -> None:
     project = copy_example("diabetes")
     newer = '{"lock_format": 2, "mlrepro_version": "9.9.9", "stages": {}}\n'
     (project / "mlrepro.lock").write_text(newer)
-    r = run_cli(capsys, "run", "-p", project)
+    r = run_cli("run", "-p", project)
     assert r.code == 4 and "upgrade mlrepro" in r.err
     assert (project / "mlrepro.lock").read_text() == newer
 
@@ -86,7 +86,7 @@ def test_lock_paths_are_relative_so_projects_move(copy_example, capsys, tmp_path
     import shutil
 
     project = copy_example("diabetes")
-    assert run_cli(capsys, "run", "-p", project).code == 0
+    assert run_cli("run", "-p", project).code == 0
     lock = json.loads((project / "mlrepro.lock").read_text())
     paths = [
         o["path"] for s in lock["stages"].values() for o in s["outputs"].values() if "path" in o
@@ -94,13 +94,13 @@ def test_lock_paths_are_relative_so_projects_move(copy_example, capsys, tmp_path
     assert paths and all(not Path(p).is_absolute() for p in paths)
     moved = tmp_path / "elsewhere"
     shutil.copytree(project, moved)
-    r = run_cli(capsys, "run", "-p", moved)
+    r = run_cli("run", "-p", moved)
     assert r.code == 0 and r.out.count("unchanged, skipped") == 5
 
 
 def test_status_of_a_fresh_project(copy_example, capsys) -> None:
     project = copy_example("diabetes")
-    r = run_cli(capsys, "status", "-p", project, "--json")
+    r = run_cli("status", "-p", project, "--json")
     assert r.code == 0
     states = {s["stage"]: (s["state"], s["reason"]) for s in r.json()["stages"]}
     assert states["extract"] == ("missing", "never run")

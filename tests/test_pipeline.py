@@ -28,7 +28,7 @@ def edit_manifest(project: Path, change) -> None:
 
 
 def test_run_records_every_stage_then_skips(diabetes: Path, capsys) -> None:
-    r = run_cli(capsys, "run", "-p", diabetes, "--json")
+    r = run_cli("run", "-p", diabetes, "--json")
     assert r.code == 0, r.err
     body = r.json()
     assert [s["stage"] for s in body["stages"]] == STAGES
@@ -61,15 +61,15 @@ def test_run_records_every_stage_then_skips(diabetes: Path, capsys) -> None:
     assert len(lock["stages"]["select"]["details"]["selected"]) == 6
     assert train["features"] == lock["stages"]["select"]["details"]["selected"]
 
-    again = run_cli(capsys, "run", "-p", diabetes)
+    again = run_cli("run", "-p", diabetes)
     assert again.code == 0
     assert again.out.count("unchanged, skipped") == 5
 
 
 def test_rerun_with_force_reproduces_fingerprints(diabetes: Path, capsys) -> None:
-    assert run_cli(capsys, "run", "-p", diabetes).code == 0
+    assert run_cli("run", "-p", diabetes).code == 0
     first = json.loads((diabetes / "mlrepro.lock").read_text())
-    r = run_cli(capsys, "run", "-p", diabetes, "--force", "--json")
+    r = run_cli("run", "-p", diabetes, "--force", "--json")
     assert all(s["status"] == "ran" for s in r.json()["stages"])
     second = json.loads((diabetes / "mlrepro.lock").read_text())
     for stage in STAGES:
@@ -79,43 +79,41 @@ def test_rerun_with_force_reproduces_fingerprints(diabetes: Path, capsys) -> Non
 
 
 def test_param_change_reruns_only_downstream(diabetes: Path, capsys) -> None:
-    assert run_cli(capsys, "run", "-p", diabetes).code == 0
+    assert run_cli("run", "-p", diabetes).code == 0
     edit_manifest(diabetes, lambda d: d["model"]["params"].update(n_estimators=50))
-    st = run_cli(capsys, "status", "-p", diabetes, "--json").json()
+    st = run_cli("status", "-p", diabetes, "--json").json()
     states = {s["stage"]: s for s in st["stages"]}
     assert states["select"]["state"] == "up to date"
     assert states["train"]["state"] == "stale"
     assert "parameters changed: model" in states["train"]["reason"]
-    r = run_cli(capsys, "run", "-p", diabetes, "--json").json()
+    r = run_cli("run", "-p", diabetes, "--json").json()
     assert [s["status"] for s in r["stages"]] == ["skipped", "skipped", "skipped", "ran", "ran"]
 
 
 def test_modified_artifact_makes_stage_stale_and_is_rebuilt(diabetes: Path, capsys) -> None:
-    assert run_cli(capsys, "run", "-p", diabetes).code == 0
+    assert run_cli("run", "-p", diabetes).code == 0
     lock = json.loads((diabetes / "mlrepro.lock").read_text())
     path = diabetes / lock["stages"]["select"]["outputs"]["selector"]["path"]
     path.write_bytes(path.read_bytes() + b"x")
-    st = {
-        s["stage"]: s for s in run_cli(capsys, "status", "-p", diabetes, "--json").json()["stages"]
-    }
+    st = {s["stage"]: s for s in run_cli("status", "-p", diabetes, "--json").json()["stages"]}
     assert st["select"]["state"] == "stale"
     assert "missing or modified: selector" in st["select"]["reason"]
-    r = run_cli(capsys, "run", "-p", diabetes, "--json").json()
+    r = run_cli("run", "-p", diabetes, "--json").json()
     assert [s["status"] for s in r["stages"]][2] == "ran"
 
 
 def test_stage_commands_need_upstream(diabetes: Path, capsys) -> None:
-    r = run_cli(capsys, "train", "-p", diabetes)
+    r = run_cli("train", "-p", diabetes)
     assert r.code == 2
     assert "stage 'train' needs the output of 'features, select'" in r.err
     assert "mlrepro run" in r.err
     for stage in ["extract", "features", "select", "train"]:
-        assert run_cli(capsys, stage, "-p", diabetes).code == 0
-    assert "unchanged, skipped" in run_cli(capsys, "train", "-p", diabetes).out
+        assert run_cli(stage, "-p", diabetes).code == 0
+    assert "unchanged, skipped" in run_cli("train", "-p", diabetes).out
 
 
 def test_adhoc_predict_csv_and_parquet(diabetes: Path, capsys, tmp_path: Path) -> None:
-    assert run_cli(capsys, "run", "-p", diabetes).code == 0
+    assert run_cli("run", "-p", diabetes).code == 0
     lock = json.loads((diabetes / "mlrepro.lock").read_text())
     model_fp = lock["stages"]["train"]["outputs"]["pipeline"]["fingerprint"]
     new = pd.read_csv(diabetes / "data" / "new_visits.csv")
@@ -123,7 +121,6 @@ def test_adhoc_predict_csv_and_parquet(diabetes: Path, capsys, tmp_path: Path) -
     shuffled.to_parquet(tmp_path / "in.parquet")
     out = tmp_path / "out.csv"
     r = run_cli(
-        capsys,
         "predict",
         "-p",
         diabetes,
@@ -145,7 +142,7 @@ def test_adhoc_predict_csv_and_parquet(diabetes: Path, capsys, tmp_path: Path) -
 
 
 def test_predict_missing_columns_are_listed(diabetes: Path, capsys, tmp_path: Path) -> None:
-    assert run_cli(capsys, "run", "-p", diabetes).code == 0
+    assert run_cli("run", "-p", diabetes).code == 0
     new = pd.read_csv(diabetes / "data" / "new_visits.csv").drop(columns=["bmi", "s5"])
     new.to_csv(tmp_path / "in.csv", index=False)
     r = run_cli(
@@ -159,11 +156,10 @@ def test_predict_missing_columns_are_listed(diabetes: Path, capsys, tmp_path: Pa
 def test_predict_into_database_table(diabetes: Path, capsys, tmp_path: Path) -> None:
     import sqlalchemy as sa
 
-    assert run_cli(capsys, "run", "-p", diabetes).code == 0
+    assert run_cli("run", "-p", diabetes).code == 0
     url = f"sqlite:///{tmp_path / 'out.db'}"
     # SQL in, table out: --url serves both, so the scores land next to the visits
     r = run_cli(
-        capsys,
         "predict",
         "-p",
         diabetes,
@@ -178,7 +174,6 @@ def test_predict_into_database_table(diabetes: Path, capsys, tmp_path: Path) -> 
     assert "predicted 43 of 43 rows -> table scores" in r.out
     assert "ignoring" not in r.err  # target and timestamp are training columns: no noise
     r = run_cli(
-        capsys,
         "predict",
         "-p",
         diabetes,
@@ -225,7 +220,7 @@ def test_help_and_noop_run_stay_light(diabetes: Path) -> None:
 
 def test_classification_example(copy_example, capsys) -> None:
     project = copy_example("breast_cancer")
-    r = run_cli(capsys, "run", "-p", project, "--json")
+    r = run_cli("run", "-p", project, "--json")
     assert r.code == 0, r.err
     lock = json.loads((project / "mlrepro.lock").read_text())
     metrics = lock["stages"]["train"]["details"]["metrics"]
@@ -242,12 +237,11 @@ def test_unseen_categories_follow_the_encoders_policy(
         d["features"][1]["params"]["handle_unknown"] = handle_unknown
 
     edit_manifest(diabetes, set_policy)
-    assert run_cli(capsys, "run", "-p", diabetes).code == 0
+    assert run_cli("run", "-p", diabetes).code == 0
     new = pd.read_csv(diabetes / "data" / "new_visits.csv")
     new.loc[0, "clinic"] = "brand-new-clinic"
     new.to_csv(tmp_path / "in.csv", index=False)
     r = run_cli(
-        capsys,
         "predict",
         "-p",
         diabetes,
@@ -264,7 +258,7 @@ def test_unseen_categories_follow_the_encoders_policy(
         assert r.code == 0, r.err
         assert r.json()["predicted"] == len(new)
         bundle = tmp_path / "m.mlrepro"
-        assert run_cli(capsys, "bundle", "-p", diabetes, "-o", bundle).code == 0
+        assert run_cli("bundle", "-p", diabetes, "-o", bundle).code == 0
         from mlrepro import load_bundle
 
         model = load_bundle(bundle)

@@ -17,7 +17,7 @@ from cli_helpers import run_cli
     ],
 )
 def test_usage_errors_are_exit_2_not_internal(capsys, args, message) -> None:
-    result = run_cli(capsys, *args)
+    result = run_cli(*args)
     assert result.code == 2, result.err
     assert message in result.err
     assert "bug in mlrepro" not in result.err
@@ -108,12 +108,12 @@ def test_sqlite_iso_text_cut_keeps_milliseconds_and_offsets(tmp_path, capsys) ->
     ]
     url = _sqlite_events(tmp_path / "db.sqlite", stamps)
     project = make_project(tmp_path / "p", url)
-    r = run_cli(capsys, "extract", "-p", project)
+    r = run_cli("extract", "-p", project)
     assert r.code == 0, r.err
     assert snapshot(project)["id"].tolist() == [*range(20), 21, 23]
     # an as_of with milliseconds is honoured too
     project2 = make_project(tmp_path / "p2", url, as_of="2026-03-01T00:00:00.500Z")
-    assert run_cli(capsys, "extract", "-p", project2).code == 0
+    assert run_cli("extract", "-p", project2).code == 0
     assert snapshot(project2)["id"].tolist() == [*range(20), 21, 22, 23]  # 22 is at as_of
 
 
@@ -123,7 +123,7 @@ def test_sqlite_unreadable_timestamps_are_refused_not_dropped(tmp_path, capsys, 
 
     stamps = [f"2026-01-0{1 + i % 9}T10:00:00Z" for i in range(20)] + [bad]
     project = make_project(tmp_path / "p", _sqlite_events(tmp_path / "db.sqlite", stamps))
-    r = run_cli(capsys, "extract", "-p", project)
+    r = run_cli("extract", "-p", project)
     assert r.code == 3, r.err
     assert "timestamp column 'ts': 1 of 21 value(s) are not ISO 8601" in r.err
     assert bad not in r.err  # no data values in messages
@@ -144,7 +144,7 @@ def test_sqlite_timestamps_mixing_numbers_and_text_are_refused(tmp_path, capsys)
     con.commit()
     con.close()
     project = make_project(tmp_path / "p", url, query="SELECT * FROM m2")
-    r = run_cli(capsys, "extract", "-p", project)
+    r = run_cli("extract", "-p", project)
     assert r.code == 3, r.err
     assert "mixes numbers (1 rows) and text (10 rows)" in r.err
 
@@ -236,7 +236,7 @@ def test_estimators_that_need_parameters_are_classified_by_their_task(
 ) -> None:
     """A Pipeline/VotingClassifier ending in a classifier was trained as a regressor (r2)."""
     project = _labelled_project(tmp_path, model)
-    r = run_cli(capsys, "run", "-p", project, "--json")
+    r = run_cli("run", "-p", project, "--json")
     assert r.code == 0, r.err
     train = json.loads((project / "mlrepro.lock").read_text())["stages"]["train"]["details"]
     assert train["task"] == "classification"
@@ -246,7 +246,7 @@ def test_estimators_that_need_parameters_are_classified_by_their_task(
 
 def test_regressor_on_a_text_target_is_explained(tmp_path, capsys) -> None:
     project = _labelled_project(tmp_path, {"estimator": "sklearn.linear_model.Ridge"})
-    r = run_cli(capsys, "run", "-p", project)
+    r = run_cli("run", "-p", project)
     assert r.code == 3, r.err
     assert "target 'label' holds text, but sklearn.linear_model.Ridge is a regressor" in r.err
     assert "use a classifier" in r.err

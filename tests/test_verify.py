@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
-from mlrepro.cli.main import main
 from mlrepro.fingerprint import fingerprint_frame, hash_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -27,16 +27,8 @@ BACKFILL = (
 )
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the real entry point in-process; return (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
 def verify_json(capsys: pytest.CaptureFixture[str], project: Path, *args: str) -> tuple[int, dict]:
-    code, out, _ = cli(capsys, "verify", "-p", project, "--json", *args)
+    code, out, _ = run_cli("verify", "-p", project, "--json", *args)
     return code, json.loads(out)
 
 
@@ -72,9 +64,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The diabetes example, run once: manifest, data, .mlrepro/, mlrepro.lock."""
     root = tmp_path_factory.mktemp("recorded") / "diabetes"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(*OUTPUTS))
-    with pytest.raises(SystemExit) as exc:
-        main(["run", "-q", "-p", str(root)])
-    assert exc.value.code == 0
+    assert run_cli("run", "-q", "-p", root).code == 0
     return root
 
 
@@ -90,7 +80,7 @@ def project(recorded: Path, tmp_path: Path) -> Path:
 
 def test_unchanged_project_is_identical_and_untouched(capsys, project):
     before = tree_digest(project)
-    code, out, err = cli(capsys, "verify", "-p", project)
+    code, out, err = run_cli("verify", "-p", project)
     assert code == 0, out + err
     for stage in ("extract", "features", "select", "train", "predict"):
         assert f"│ {stage:<8} │ identical" in out
@@ -141,7 +131,7 @@ def test_verify_in_a_copied_project_folder(capsys, recorded, tmp_path):
 
 def test_backfilled_row_is_source_changed_and_named(capsys, project):
     sql(project, BACKFILL, "2026-03-01T10:00:00")  # before as_of: changes the training set
-    code, out, _ = cli(capsys, "verify", "-p", project)
+    code, out, _ = run_cli("verify", "-p", project)
     assert code == 1
     assert "│ extract  │ source changed │" in out
     assert "1 row(s) added: visit_id=9001" in out
@@ -217,7 +207,7 @@ def test_predictions_from_a_query_into_a_table(capsys, tmp_path):
         + "  query: SELECT * FROM visits WHERE recorded_at > '2026-06-30' AND bp IS NOT NULL\n"
         + "  table: predictions\n"
     )
-    assert cli(capsys, "run", "-q", "-p", project)[0] == 0
+    assert run_cli("run", "-q", "-p", project)[0] == 0
     code, report = verify_json(capsys, project)
     assert code == 0
     assert set(verdicts(report).values()) == {"identical"}
@@ -239,7 +229,7 @@ def test_predictions_from_a_query_into_a_table(capsys, tmp_path):
 
 def test_unreachable_source_says_to_use_offline(capsys, project):
     (project / "data" / "diabetes.db").unlink()
-    code, _, err = cli(capsys, "verify", "-p", project)
+    code, _, err = run_cli("verify", "-p", project)
     assert code == 5
     assert "does not exist" in err
     assert "mlrepro verify --offline" in err
@@ -261,7 +251,7 @@ def test_offline_starts_from_the_recorded_snapshot(capsys, project):
 
 def test_offline_without_the_recorded_snapshot_is_an_artifact_error(capsys, project):
     shutil.rmtree(project / ".mlrepro")
-    code, _, err = cli(capsys, "verify", "-p", project, "--offline")
+    code, _, err = run_cli("verify", "-p", project, "--offline")
     assert code == 4
     assert "--offline needs the recorded snapshot" in err
     assert "hint: verify without --offline" in err
@@ -286,7 +276,7 @@ def test_hyperparameter_edited_in_the_lock_is_named(capsys, project):
         train["environment"]["packages"]["scikit-learn"] = "1.4.2"  # recorded elsewhere
 
     edit_lock(project, more_trees)
-    code, out, _ = cli(capsys, "verify", "-p", project)
+    code, out, _ = run_cli("verify", "-p", project)
     assert code == 1
     assert "│ train    │ different" in out
     assert "parameter model.params.n_estimators: 300 -> 200" in out
@@ -321,7 +311,7 @@ def test_tampered_artifact_is_reported(capsys, project, stage, output, exit_code
     path = lock["stages"][stage]["outputs"][output]["path"]
     with open(project / path, "ab") as f:
         f.write(b"\0")
-    code, out, _ = cli(capsys, "verify", "-p", project)
+    code, out, _ = run_cli("verify", "-p", project)
     assert code == exit_code
     assert f"│ {stage:<8} │ tampered" in out
     assert f"recorded artifact {path} ({stage}.{output}) was modified or corrupted" in out
@@ -352,7 +342,7 @@ def test_float_only_difference_is_equivalent(capsys, project):
     assert stats["differing_values"] == 20 and stats["beyond_tolerance"] == 0
     assert 0 < stats["max_abs_diff"] < 1e-9
     assert 0 < stats["max_rel_diff"] <= 1.01e-12
-    code, out, _ = cli(capsys, "verify", "-p", project, "--stage", "predict")
+    code, out, _ = run_cli("verify", "-p", project, "--stage", "predict")
     assert code == 0
     assert "│ predict  │ equivalent" in out
     assert "20 of 20 value(s) differ, max abs diff" in out
@@ -373,7 +363,7 @@ def test_unseeded_model_is_different_and_flagged_by_the_audit(capsys, recorded, 
             "params: {n_estimators: 20, max_depth: 8, random_state: null}",
         )
     )
-    assert cli(capsys, "run", "-q", "-p", project)[0] == 0
+    assert run_cli("run", "-q", "-p", project)[0] == 0
     code, report = verify_json(capsys, project, "--stage", "train")
     assert code == 1
     assert verdicts(report) == {"train": "different"}
@@ -385,7 +375,7 @@ def test_unseeded_model_is_different_and_flagged_by_the_audit(capsys, recorded, 
             "fix": "remove 'random_state: null' to derive it from 'seed'",
         }
     ]
-    code, out, _ = cli(capsys, "verify", "-p", project, "--stage", "train")
+    code, out, _ = run_cli("verify", "-p", project, "--stage", "train")
     assert "audit: model: params.random_state" in out
 
 
@@ -402,7 +392,7 @@ def test_stage_runs_alone_on_recorded_inputs(capsys, project):
 def test_stage_without_its_recorded_inputs_is_an_artifact_error(capsys, project):
     lock = json.loads((project / "mlrepro.lock").read_text())
     (project / lock["stages"]["select"]["outputs"]["selector"]["path"]).unlink()
-    code, _, err = cli(capsys, "verify", "-p", project, "--stage", "train")
+    code, _, err = run_cli("verify", "-p", project, "--stage", "train")
     assert code == 4
     assert "--stage train needs the recorded outputs of 'select'" in err
     assert "recorded select.selector is missing" in err
@@ -424,7 +414,7 @@ def test_differing_stage_feeds_downstream_its_recorded_outputs(capsys, project):
 def test_stage_rerun_alone_leaves_a_stale_lock(capsys, project):
     manifest = project / "mlrepro.yaml"
     manifest.write_text(manifest.read_text().replace("strategy: median", "strategy: mean"))
-    assert cli(capsys, "features", "-q", "-p", project)[0] == 0
+    assert run_cli("features", "-q", "-p", project)[0] == 0
     code, report = verify_json(capsys, project)
     assert code == 1
     assert verdicts(report)["features"] == "identical"
@@ -455,7 +445,7 @@ def test_recorded_stage_no_longer_in_the_manifest_is_skipped(capsys, project):
     ],
 )
 def test_usage_errors(capsys, project, args, message):
-    code, _, err = cli(capsys, "verify", "-p", project, *args)
+    code, _, err = run_cli("verify", "-p", project, *args)
     assert code == 2
     assert message in err
     assert "hint:" in err
@@ -464,7 +454,7 @@ def test_usage_errors(capsys, project, args, message):
 def test_project_without_a_lock_is_an_error(capsys, tmp_path):
     project = tmp_path / "fresh"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(*OUTPUTS))
-    code, out, err = cli(capsys, "verify", "-p", project, "--json")
+    code, out, err = run_cli("verify", "-p", project, "--json")
     assert code == 4
     assert "mlrepro.lock does not exist: nothing to verify" in err
     assert json.loads(out)["hint"].startswith("run 'mlrepro run'")
@@ -514,7 +504,7 @@ def test_postgres_source_identical_then_backfilled(capsys, pg_clean_schema, tmp_
     manifest = project / "mlrepro.yaml"
     text = manifest.read_text().replace("sqlite:///data/diabetes.db", pg_clean_schema.url)
     manifest.write_text(text.replace("n_estimators: 200", "n_estimators: 40"))
-    assert cli(capsys, "run", "-q", "-p", project)[0] == 0
+    assert run_cli("run", "-q", "-p", project)[0] == 0
 
     code, report = verify_json(capsys, project)
     assert code == 0, report
@@ -524,7 +514,7 @@ def test_postgres_source_identical_then_backfilled(capsys, pg_clean_schema, tmp_
     with pg_clean_schema.engine.begin() as conn:
         conn.execute(visits.insert(), [new])
         conn.execute(sa.text("UPDATE visits SET s1 = s1 + 0.5 WHERE visit_id = 12"))
-    code, out, _ = cli(capsys, "verify", "-p", project)
+    code, out, _ = run_cli("verify", "-p", project)
     assert code == 1
     assert "│ extract  │ source changed │" in out
     assert "1 row(s) added: visit_id=9001" in out

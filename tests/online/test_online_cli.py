@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import subprocess
 import sys
 
 import pytest
+from cli_helpers import run_cli
 
 from .conftest import cli_env
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    """The CLI in this process: (exit code, stdout, stderr)."""
-    from mlrepro.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            return int(exc.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
 
 
 def test_help_lists_the_commands_without_importing_the_servers():
@@ -53,14 +39,14 @@ def test_help_lists_the_commands_without_importing_the_servers():
     ],
 )
 def test_command_help(command, options):
-    code, out, _ = run(command, "--help")
+    code, out, _ = run_cli(command, "--help")
     assert code == 0
     for option in options:
         assert option in out
 
 
 def test_a_missing_bundle_is_exit_4(tmp_path):
-    code, _, err = run("serve", str(tmp_path / "nope.mlrepro"))
+    code, _, err = run_cli("serve", str(tmp_path / "nope.mlrepro"))
     assert code == 4
     assert "nope.mlrepro does not exist" in err
 
@@ -78,7 +64,7 @@ def test_a_missing_bundle_is_exit_4(tmp_path):
 )
 def test_usage_errors_are_exit_2(bundles, args, message):
     command, *rest = args
-    code, _, err = run(command, str(bundles["breast_cancer"]), *rest)
+    code, _, err = run_cli(command, str(bundles["breast_cancer"]), *rest)
     assert code == 2, err
     assert message in err
     assert "hint:" in err
@@ -87,7 +73,7 @@ def test_usage_errors_are_exit_2(bundles, args, message):
 def test_an_unreachable_redis_is_exit_5(bundles):
     url = "redis://127.0.0.1:1/0"
     args = ["--redis", url, "--input", "a", "--output", "b"]
-    code, _, err = run("stream", str(bundles["breast_cancer"]), *args)
+    code, _, err = run_cli("stream", str(bundles["breast_cancer"]), *args)
     assert code == 5
     assert "cannot reach Redis at redis://127.0.0.1:1/0" in err
     assert "hint: check --redis" in err

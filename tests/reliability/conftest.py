@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_subprocess
 
-from .helpers import check_integrity, cli_env, make_small, output_fingerprints, run_cli
+from .helpers import check_integrity, cli_env, make_small, output_fingerprints
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 IGNORE = shutil.ignore_patterns(".mlrepro", "mlrepro.lock", "predictions*", "__pycache__")
@@ -21,7 +22,7 @@ def trained_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("trained") / "diabetes"
     shutil.copytree(EXAMPLES / "diabetes", project, ignore=IGNORE)
     make_small(project)
-    proc = run_cli(["run", "-q"], project)
+    proc = run_subprocess("run", "-q", cwd=project)
     assert proc.returncode == 0, proc.stderr
     return project
 
@@ -45,7 +46,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Traced:
     shutil.copytree(base, probe)
     log = work / "trace.log"
     env = cli_env(hook=True, MLREPRO_CRASH="trace", MLREPRO_CRASH_LOG=str(log))
-    proc = run_cli(["run", "-q"], probe, env=env)
+    proc = run_subprocess("run", "-q", cwd=probe, env=env)
     assert proc.returncode == 0, proc.stderr
     return Traced(base, log.read_text().split(), output_fingerprints(check_integrity(probe)))
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +18,6 @@ def cli_env(hook: bool = False, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLREPRO_CRASH")}
     env.update(PYTHONPATH=os.pathsep.join(paths), PYTHONUNBUFFERED="1", **extra)
     return env
-
-
-def run_cli(
-    args: list[str], cwd: Path, *, env: dict[str, str] | None = None, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    """``python -m mlrepro.cli.main ARGS`` in ``cwd``; never raises on a non-zero exit."""
-    return subprocess.run(
-        [sys.executable, "-m", "mlrepro.cli.main", *args],
-        cwd=cwd,
-        env=env or cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def make_small(project: Path) -> Path:
@@ -129,14 +113,3 @@ def output_fingerprints(lock: dict[str, Any]) -> dict[str, str]:
         for stage, srec in lock["stages"].items()
         for name, rec in srec["outputs"].items()
     }
-
-
-def invoke(args: list[str]) -> int:
-    """Run the CLI in this process (fast: no imports); returns the exit code."""
-    from mlrepro.cli.main import main
-
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0

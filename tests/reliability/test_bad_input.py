@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_helpers import run_cli
 
 from mlrepro.cli import console
 from mlrepro.core.atomic import DiskFullError
@@ -31,7 +32,7 @@ from mlrepro.errors import (
 )
 from mlrepro.fingerprint import hash_file
 
-from .helpers import check_integrity, invoke, orphan_objects, read_lock, temp_files
+from .helpers import check_integrity, orphan_objects, read_lock, temp_files
 
 Setup = Callable[[Path, pytest.MonkeyPatch], None]
 COLUMNS = "visit_id, recorded_at, clinic, age, sex, bmi, bp, s1, s2, s3, s4, s5, s6, progression"
@@ -372,7 +373,7 @@ def test_bad_input(case: Case, request, monkeypatch, capsys) -> None:
 
     monkeypatch.setattr(console, "print_error", record)
     try:
-        code = invoke([a.replace("{p}", str(project)) for a in case.args])
+        code = run_cli(a.replace("{p}", str(project)) for a in case.args).code
     finally:
         while _HELD:
             _HELD.pop().release()

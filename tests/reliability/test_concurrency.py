@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli, run_subprocess
 
 from mlrepro.errors import EXIT_USAGE
 
 from .conftest import Traced
-from .helpers import check_integrity, cli_env, invoke, orphan_objects, run_cli, temp_files
+from .helpers import check_integrity, cli_env, orphan_objects, temp_files
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +56,7 @@ def test_second_run_fails_fast_then_first_completes(traced: Traced, tmp_path: Pa
     first = _start_paused(project, tmp_path, "train:start", traced.events)
     lock_before = (project / "mlrepro.lock").read_bytes()  # extract..select recorded
 
-    second = run_cli(["run"], project)
+    second = run_subprocess("run", cwd=project)
     assert second.returncode == EXIT_USAGE
     assert f"another mlrepro process (pid {first.pid}) is writing this project" in second.stderr
     assert "--wait" in second.stderr  # the hint names the way out
@@ -102,6 +103,6 @@ def test_writer_killed_while_holding_the_lock_does_not_block(
     first.kill()
     first.wait(timeout=60)
     # no --wait: the lock must be free at once
-    assert invoke(["run", "-q", "-p", str(project)]) == 0
+    assert run_cli("run", "-q", "-p", str(project)).code == 0
     check_integrity(project)
     assert orphan_objects(project) == [] and temp_files(project) == []

@@ -21,17 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli, run_subprocess
 
 from .conftest import Traced
-from .helpers import (
-    check_integrity,
-    cli_env,
-    invoke,
-    orphan_objects,
-    output_fingerprints,
-    run_cli,
-    temp_files,
-)
+from .helpers import check_integrity, cli_env, orphan_objects, output_fingerprints, temp_files
 
 pytestmark = pytest.mark.slow
 
@@ -48,9 +41,10 @@ DATA_WRITES = ("parquet-batch", "parquet-file", "model-dump", "parquet-table")
 
 
 def trace_events(project: Path, log: Path) -> list[str]:
-    proc = run_cli(
-        ["run", "-q"],
-        project,
+    proc = run_subprocess(
+        "run",
+        "-q",
+        cwd=project,
         env=cli_env(hook=True, MLREPRO_CRASH="trace", MLREPRO_CRASH_LOG=str(log)),
     )
     assert proc.returncode == 0, proc.stderr
@@ -96,7 +90,7 @@ def crash(base: Path, work: Path, n: int, label: str, edit: Callable | None) -> 
     if edit:
         edit(project)
     env = cli_env(hook=True, MLREPRO_CRASH=f"kill@{n}", MLREPRO_CRASH_LOG=str(work / f"{n}.log"))
-    killed = run_cli(["run", "-q"], project, env=env)
+    killed = run_subprocess("run", "-q", cwd=project, env=env)
     assert killed.returncode == -9, f"{label}: expected SIGKILL, got {killed.returncode}"
     check_integrity(project)  # the lock parses and names only intact artifacts
     return Crash(project, label, temp_files(project))
@@ -104,7 +98,7 @@ def crash(base: Path, work: Path, n: int, label: str, edit: Callable | None) -> 
 
 def recover(c: Crash, reference: dict[str, str]) -> None:
     """The next run completes, cleans up and gives the uninterrupted run's results."""
-    assert invoke(["run", "-q", "-p", str(c.project)]) == 0, f"after kill at {c.label}"
+    assert run_cli("run", "-q", "-p", str(c.project)).code == 0, f"after kill at {c.label}"
     lock = check_integrity(c.project)
     assert lock is not None
     assert output_fingerprints(lock) == reference, f"after kill at {c.label}: results differ"

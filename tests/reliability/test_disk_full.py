@@ -14,13 +14,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
 from mlrepro.cli import console
 from mlrepro.core import atomic
 from mlrepro.core.atomic import DiskFullError
 from mlrepro.errors import EXIT_ARTIFACT
 
-from .helpers import check_integrity, invoke, orphan_objects, temp_files
+from .helpers import check_integrity, orphan_objects, temp_files
 
 
 def _no_space(*args: object, **kwargs: object) -> None:
@@ -66,7 +67,7 @@ def test_disk_full_keeps_previous_state(trained_copy: Path, monkeypatch, capsys,
     seen: list[Exception] = []
     monkeypatch.setattr(console, "print_error", seen.append)
 
-    assert invoke(["run", "-p", str(trained_copy)]) == EXIT_ARTIFACT
+    assert run_cli("run", "-p", str(trained_copy)).code == EXIT_ARTIFACT
     assert len(seen) == 1 and isinstance(seen[0], DiskFullError)
     assert "no space left on device" in seen[0].message
     assert "free some disk space" in seen[0].hint
@@ -77,7 +78,7 @@ def test_disk_full_keeps_previous_state(trained_copy: Path, monkeypatch, capsys,
     assert after == objects_before
 
     monkeypatch.undo()
-    assert invoke(["run", "-q", "-p", str(trained_copy)]) == 0  # space is back: it completes
+    assert run_cli("run", "-q", "-p", str(trained_copy)).code == 0  # space is back: it completes
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_real_full_disk(trained_small: Path, tmpfs: Path, capsys) -> None:
     filler = tmpfs / "filler"
     filler.write_bytes(b"\0" * max(0, free - 96 * 1024))  # leave ~96 KiB
 
-    code = invoke(["run", "-p", str(project)])
+    code = run_cli("run", "-p", str(project)).code
     err = capsys.readouterr().err
     assert code == EXIT_ARTIFACT, err
     assert "no space left on device" in err and "hint: free some disk space" in err
@@ -116,5 +117,5 @@ def test_real_full_disk(trained_small: Path, tmpfs: Path, capsys) -> None:
     assert temp_files(project) == [] and orphan_objects(project) == []
 
     filler.unlink()
-    assert invoke(["run", "-q", "-p", str(project)]) == 0
+    assert run_cli("run", "-q", "-p", str(project)).code == 0
     check_integrity(project)

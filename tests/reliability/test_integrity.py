@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli, run_subprocess
 
 from mlrepro.errors import EXIT_ARTIFACT
 
-from .helpers import check_integrity, cli_env, invoke, read_lock, run_cli
+from .helpers import check_integrity, cli_env, read_lock
 
 
 class Payload:
@@ -66,7 +67,7 @@ def test_flipped_byte_in_model_is_refused(trained_copy: Path, capsys) -> None:
         "-o",
         str(trained_copy / "out.csv"),
     ]
-    code = invoke(args)
+    code = run_cli(*args).code
     err = capsys.readouterr().err
     assert code == EXIT_ARTIFACT
     assert "does not match its recorded hash" in err and "refusing to load it" in err
@@ -78,15 +79,15 @@ def test_flipped_byte_in_model_is_refused(trained_copy: Path, capsys) -> None:
 def test_flipped_byte_in_snapshot_is_refused_and_run_heals_it(trained_copy: Path, capsys) -> None:
     snapshot = _artifact(trained_copy, "extract", "snapshot")
     _flip_byte(snapshot, offset=len(snapshot.read_bytes()) // 2)
-    assert invoke(["features", "--force", "-p", str(trained_copy)]) == EXIT_ARTIFACT
+    assert run_cli("features", "--force", "-p", str(trained_copy)).code == EXIT_ARTIFACT
     assert "does not match its recorded hash" in capsys.readouterr().err
 
-    invoke(["status", "--json", "-p", str(trained_copy)])
+    run_cli("status", "--json", "-p", str(trained_copy))
     states = {s["stage"]: s for s in json.loads(capsys.readouterr().out)["stages"]}
     assert states["extract"]["state"] == "stale"
     assert "modified" in states["extract"]["reason"]
 
-    assert invoke(["run", "-q", "-p", str(trained_copy)]) == 0  # rebuilt from the source
+    assert run_cli("run", "-q", "-p", str(trained_copy)).code == 0  # rebuilt from the source
     check_integrity(trained_copy)
 
 
@@ -96,20 +97,20 @@ def test_malicious_model_never_runs_its_code(trained_copy: Path, tmp_path: Path)
     _plant(_artifact(trained_copy, "train", "pipeline"), marker)
     lock = (trained_copy / "mlrepro.lock").read_bytes()
 
-    proc = run_cli(["predict", "-i", "data/new_visits.csv", "-o", "out.csv"], trained_copy)
+    proc = run_subprocess("predict", "-i", "data/new_visits.csv", "-o", "out.csv", cwd=trained_copy)
     assert proc.returncode == EXIT_ARTIFACT, proc.stderr
     assert "does not match its recorded hash" in proc.stderr
     assert not marker.exists()
     assert (trained_copy / "mlrepro.lock").read_bytes() == lock
 
     # the manifest's own predict stage refuses it the same way
-    proc = run_cli(["predict"], trained_copy, env=cli_env())
+    proc = run_subprocess("predict", cwd=trained_copy, env=cli_env())
     assert proc.returncode == EXIT_ARTIFACT, proc.stderr
     assert not marker.exists()
     assert (trained_copy / "mlrepro.lock").read_bytes() == lock
 
     # a full run sees the model as modified and retrains it, without ever loading it
-    proc = run_cli(["run", "-q"], trained_copy)
+    proc = run_subprocess("run", "-q", cwd=trained_copy)
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists()
     check_integrity(trained_copy)
@@ -118,7 +119,7 @@ def test_malicious_model_never_runs_its_code(trained_copy: Path, tmp_path: Path)
 def test_malicious_transformer_is_refused_before_training(trained_copy: Path, tmp_path, capsys):
     marker = tmp_path / "pwned"
     _plant(_artifact(trained_copy, "features", "transformer"), marker)
-    assert invoke(["train", "--force", "-p", str(trained_copy)]) == EXIT_ARTIFACT
+    assert run_cli("train", "--force", "-p", str(trained_copy)).code == EXIT_ARTIFACT
     assert "does not match its recorded hash" in capsys.readouterr().err
     assert not marker.exists()
 
@@ -127,6 +128,6 @@ def test_missing_model_is_reported(trained_copy: Path, capsys) -> None:
     _artifact(trained_copy, "train", "pipeline").unlink()
     data = trained_copy / "data" / "new_visits.csv"
     args = ["predict", "-p", str(trained_copy), "-i", str(data), "-o", str(trained_copy / "o.csv")]
-    assert invoke(args) == EXIT_ARTIFACT
+    assert run_cli(*args).code == EXIT_ARTIFACT
     err = capsys.readouterr().err
     assert "is missing" in err and "hint: run 'mlrepro run'" in err

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli, run_subprocess
 
 from mlrepro.errors import EXIT_INTERRUPTED
 
@@ -18,11 +19,9 @@ from .conftest import Traced
 from .helpers import (
     check_integrity,
     cli_env,
-    invoke,
     orphan_objects,
     output_fingerprints,
     read_lock,
-    run_cli,
     temp_files,
 )
 
@@ -51,7 +50,7 @@ def test_sigint_at_chosen_moments_exits_130_cleanly(traced: Traced, tmp_path: Pa
         shutil.copytree(traced.base, project)
         n = traced.events.index(label) + 1
         env = cli_env(hook=True, MLREPRO_CRASH=f"int@{n}", MLREPRO_CRASH_LOG=str(tmp_path / "x"))
-        return project, run_cli(["run", "-q"], project, env=env)
+        return project, run_subprocess("run", "-q", cwd=project, env=env)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(interrupted, [label for label, _ in MOMENTS]))
@@ -61,7 +60,7 @@ def test_sigint_at_chosen_moments_exits_130_cleanly(traced: Traced, tmp_path: Pa
         assert proc.stderr.strip().endswith("interrupted"), label
         assert "Traceback" not in proc.stderr, label
         _assert_clean(project, stages)
-        assert invoke(["run", "-q", "-p", str(project)]) == 0
+        assert run_cli("run", "-q", "-p", str(project)).code == 0
         assert output_fingerprints(check_integrity(project)) == traced.reference
 
 
@@ -109,7 +108,7 @@ def test_swallowed_keyboard_interrupt_still_stops_the_run(
 
     swallowing = dataclasses.replace(original, execute=features_swallowing_ctrl_c)
     monkeypatch.setitem(registry.STAGES, "features", swallowing)
-    assert invoke(["run", "-q", "-p", str(small_project)]) == EXIT_INTERRUPTED
+    assert run_cli("run", "-q", "-p", str(small_project)).code == EXIT_INTERRUPTED
     lock = read_lock(small_project)
     assert sorted(lock["stages"]) == ["extract", "features"]  # select never started
     assert temp_files(small_project) == []

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_helpers import run_cli
 
 from mlrepro.core.safe_text import first_line, strip_values
 from mlrepro.errors import EXIT_DATA, EXIT_NOT_REPRODUCED, PredictionRejected
 from mlrepro.predict.contract import Contract
 from mlrepro.predict.scoring import predict_chunk
-
-from .helpers import invoke
 
 SENTINEL = "PATIENT-Jane-Doe-SSN-078-05-1120"
 
@@ -25,9 +24,9 @@ SENTINEL = "PATIENT-Jane-Doe-SSN-078-05-1120"
 def _predict(project: Path, frame: pd.DataFrame, *extra: str) -> tuple[int, Path]:
     frame.to_csv(project / "in.csv", index=False)
     out = project / "out.csv"
-    code = invoke(
-        ["predict", "-p", str(project), "-i", str(project / "in.csv"), "-o", str(out), *extra]
-    )
+    code = run_cli(
+        "predict", "-p", str(project), "-i", str(project / "in.csv"), "-o", str(out), *extra
+    ).code
     return code, out
 
 
@@ -71,7 +70,7 @@ def test_training_error_names_step_and_column_not_values(small_project, capsys):
         "FROM visits",
     )
     manifest.write_text(text.replace("columns: [bmi, bp]", "columns: [bmi, bp, clinic]"))
-    assert invoke(["run", "--json", "-p", str(small_project)]) == EXIT_DATA
+    assert run_cli("run", "--json", "-p", str(small_project)).code == EXIT_DATA
     captured = capsys.readouterr()
     assert "feature step 'impute' (SimpleImputer)" in captured.err
     assert "['clinic']" in captured.err

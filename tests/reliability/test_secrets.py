@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cli_helpers import run_cli
 
 from mlrepro import redaction
 from mlrepro.errors import EXIT_INTERNAL, EXIT_SOURCE, MlreproError
-
-from .helpers import invoke
 
 SECRET = "S3cret-Pa55-xq7"
 
@@ -38,7 +37,7 @@ def test_unreachable_server_error_hides_password(small_project, capsys, monkeypa
     password = "${MLREPRO_TEST_SECRET}" if via_env else SECRET
     _set_url(small_project, f"postgresql+psycopg://alice:{password}@127.0.0.1:1/db")
     for args in (["run", "--json"], ["extract"], ["status", "--json"]):
-        code = invoke([*args, "-p", str(small_project)])
+        code = run_cli(*args, "-p", str(small_project)).code
         text = _outputs(small_project, capsys)
         assert SECRET not in text
         if args[0] != "status":
@@ -50,7 +49,7 @@ def test_unreachable_server_error_hides_password(small_project, capsys, monkeypa
 def test_wrong_password_on_real_postgres_is_not_echoed(pg_url, small_project, capsys):
     url = sa.make_url(pg_url).set(password=SECRET).render_as_string(hide_password=False)
     _set_url(small_project, url)
-    code = invoke(["run", "--json", "-p", str(small_project)])
+    code = run_cli("run", "--json", "-p", str(small_project)).code
     text = _outputs(small_project, capsys)
     assert code == EXIT_SOURCE
     assert "password authentication failed" in text
@@ -78,7 +77,7 @@ def test_successful_postgres_run_records_no_password(pg_clean_schema, small_proj
     text = text.replace("  output: predictions.parquet", f"  table: scored\n  output_url: {url}")
     manifest.write_text(text)
 
-    assert invoke(["run", "-p", str(small_project)]) == 0, capsys.readouterr().err
+    assert run_cli("run", "-p", str(small_project)).code == 0, capsys.readouterr().err
     out = _outputs(small_project, capsys)
     userinfo = f":{password}@"
     assert userinfo not in out
@@ -106,7 +105,7 @@ def test_unexpected_exception_is_reported_without_secrets(small_project, capsys,
     extract = dataclasses.replace(registry.STAGES["extract"], execute=broken)
     monkeypatch.setitem(registry.STAGES, "extract", extract)
     monkeypatch.setenv("MLREPRO_DEBUG", "1")  # the traceback is printed too
-    code = invoke(["run", "--json", "-p", str(small_project)])
+    code = run_cli("run", "--json", "-p", str(small_project)).code
     text = _outputs(small_project, capsys)
     assert code == EXIT_INTERNAL
     assert "unexpected RuntimeError" in text and "Traceback" in text

@@ -12,13 +12,14 @@ import pickle
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
 from mlrepro.errors import EXIT_ARTIFACT, ArtifactError, ManifestError
 from mlrepro.fingerprint import hash_file
 from mlrepro.project import formats as safe_model
 from mlrepro.project.store import Store
 
-from .helpers import check_integrity, invoke, read_lock
+from .helpers import check_integrity, read_lock
 
 MODEL_STAGES = (("features", "transformer"), ("select", "selector"), ("train", "pipeline"))
 
@@ -58,7 +59,7 @@ def _use_skops(project: Path) -> None:
 @pytest.fixture
 def skops_project(trained_copy: Path) -> Path:
     _use_skops(trained_copy)
-    assert invoke(["run", "-q", "-p", str(trained_copy)]) == 0
+    assert run_cli("run", "-q", "-p", str(trained_copy)).code == 0
     return trained_copy
 
 
@@ -77,7 +78,7 @@ def _edit_lock(project: Path, stage: str, name: str, **changes) -> None:
 def test_skops_run_records_reviewed_types_and_predicts(trained_copy: Path) -> None:
     joblib_fp = read_lock(trained_copy)["stages"]["train"]["outputs"]["pipeline"]["fingerprint"]
     _use_skops(trained_copy)
-    assert invoke(["run", "-q", "-p", str(trained_copy)]) == 0
+    assert run_cli("run", "-q", "-p", str(trained_copy)).code == 0
     lock = check_integrity(trained_copy)
     for stage, name in MODEL_STAGES:
         rec = lock["stages"][stage]["outputs"][name]
@@ -86,7 +87,7 @@ def test_skops_run_records_reviewed_types_and_predicts(trained_copy: Path) -> No
     pipeline = lock["stages"]["train"]["outputs"]["pipeline"]
     assert "mlrepro.transformers.FeatureSteps" in pipeline["trusted_types"]
     assert pipeline["fingerprint"] == joblib_fp  # the same model, in another file format
-    assert invoke(predict(trained_copy)) == 0
+    assert run_cli(*predict(trained_copy)).code == 0
 
 
 def _trap_file(path: Path, marker: Path) -> None:
@@ -107,7 +108,7 @@ def test_swapped_skops_file_with_foreign_type_is_refused(skops_project, tmp_path
     _trap_file(path, marker)
     # the attacker controls the lock too: the byte hash matches the swapped file
     _edit_lock(skops_project, "train", "pipeline", file_hash=hash_file(path))
-    assert invoke(predict(skops_project)) == EXIT_ARTIFACT
+    assert run_cli(*predict(skops_project)).code == EXIT_ARTIFACT
     err = capsys.readouterr().err
     assert "holds types not recorded in the lock" in err and "Trap" in err
     assert not marker.exists()
@@ -126,7 +127,7 @@ def test_lock_that_trusts_foreign_types_is_refused(skops_project, tmp_path, caps
         file_hash=hash_file(path),
         trusted_types=[*rec["trusted_types"], trap_type, "builtins.exec"],
     )
-    assert invoke(predict(skops_project)) == EXIT_ARTIFACT
+    assert run_cli(*predict(skops_project)).code == EXIT_ARTIFACT
     err = capsys.readouterr().err
     assert "trusts types outside mlrepro's reviewed list" in err
     assert "hint:" in err
@@ -157,7 +158,7 @@ def test_pickle_posing_as_model_is_never_unpickled(skops_project, tmp_path, caps
         trusted_types=None,
     )
     assert rec["format"] == "skops"
-    assert invoke(predict(skops_project)) == EXIT_ARTIFACT
+    assert run_cli(*predict(skops_project)).code == EXIT_ARTIFACT
     err = capsys.readouterr().err
     assert "is a pickle" in err and "never loaded" in err
     assert not marker.exists()
