@@ -262,6 +262,14 @@ def verify(
     atol: Annotated[
         float, typer.Option("--atol", help="Absolute tolerance for 'equivalent' numbers.")
     ] = 1e-12,
+    trust_artifacts: Annotated[
+        bool,
+        typer.Option(
+            "--trust-artifacts",
+            help="Also load the project's pickled models (runs their code: only for projects "
+            "you trust) to feed stages and compare fitted state.",
+        ),
+    ] = False,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -278,7 +286,14 @@ def verify(
     m = manifest_mod.load(project)
     tol = Tolerance(rtol=rtol, atol=atol)
     with Spinner() if not (quiet or as_json) else contextlib.nullcontext() as spin:
-        report = run_verify(m, tol=tol, offline=offline, stage=stage, on_stage=spin)
+        report = run_verify(
+            m,
+            tol=tol,
+            offline=offline,
+            stage=stage,
+            on_stage=spin,
+            trust_artifacts=trust_artifacts,
+        )
     if as_json:
         _emit_json(report.to_dict())
     elif not quiet:

@@ -206,7 +206,28 @@ def _train(ctx: StageContext) -> Outputs:
     selector = ctx.store.read_model(ctx.output("select", "selector"))
     task = ctx.record("features")["details"]["task"]
     pipeline, details = fit_model(matrix, transformer, selector, ctx.m, task)
-    return {"pipeline": ctx.store.write_model(pipeline)}, details
+    outputs = {
+        "pipeline": ctx.store.write_model(pipeline),
+        "matrix_predictions": ctx.store.write_frame(
+            matrix_predictions(pipeline, matrix, ctx.m, task)
+        ),
+    }
+    return outputs, details
+
+
+def matrix_predictions(pipeline: Any, matrix: Any, m: Manifest, task: str) -> Any:
+    """The model's predictions on every matrix row (training and held-out), as a frame.
+
+    A safe record of the model's behaviour: verify compares it without unpickling the
+    recorded model. The feature steps are skipped, since the matrix is their output.
+    """
+    import pandas as pd
+
+    from mlrepro.pipeline.features import SPLIT_COLUMN
+    from mlrepro.predict.scoring import predict_frame
+
+    X = matrix.drop(columns=[m.target, SPLIT_COLUMN], errors="ignore")
+    return pd.DataFrame(predict_frame(pipeline[1:], X, task))
 
 
 def _predict(ctx: StageContext) -> Outputs:

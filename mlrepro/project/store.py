@@ -24,6 +24,25 @@ from mlrepro.fingerprint import hash_file
 from mlrepro.project import formats as safe_model
 
 STORE_DIR = ".mlrepro"
+
+
+class UntrustedPickle(ArtifactError):
+    """A pickled model of a project being verified: loading it would run its code."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"artifact {path} is a pickle made by the project under verification; it was "
+            "not loaded (unpickling runs code)",
+            hint="pass --trust-artifacts if you trust whoever made this project, or have it "
+            "saved with model.format: skops",
+        )
+
+
+def is_pickle(record: dict[str, Any]) -> bool:
+    """Whether loading the artifact of ``record`` would unpickle (a joblib model)."""
+    return str(record.get("path", "")).endswith(".joblib") and record.get("format") != "skops"
+
+
 OBJECTS = "objects"
 
 
@@ -38,6 +57,8 @@ class Store:
     model_format: str = "joblib"  # "skops": models are saved and loaded with skops only
     plugins: tuple[str, ...] = ()  # manifest plugin modules, trusted by skops loading
     created: list[Path] = field(default_factory=list, repr=False)  # placed by this process
+    # False: a pickled model is never loaded (verify of a project someone else made)
+    allow_pickles: bool = True
 
     @property
     def objects(self) -> Path:
@@ -138,6 +159,8 @@ class Store:
         path = self.verified_path(record)  # integrity first: unpickling runs code
         if record.get("format") == safe_model.EXT:
             return safe_model.load(path, record, self.plugins)
+        if not self.allow_pickles:
+            raise UntrustedPickle(record["path"])
         if self.model_format == safe_model.EXT:
             raise ArtifactError(
                 f"artifact {record['path']} is a pickle, but the manifest sets "

@@ -40,7 +40,7 @@ from mlrepro.pipeline import plan
 from mlrepro.pipeline.registry import STAGES
 from mlrepro.pipeline.runner import Runner, ScratchPredictions
 from mlrepro.project import lockfile
-from mlrepro.project.store import Store
+from mlrepro.project.store import Store, is_pickle
 from mlrepro.verify.audit import seed_audit
 from mlrepro.verify.compare import Tolerance
 from mlrepro.verify.verdicts import (
@@ -103,8 +103,14 @@ def verify(
     offline: bool = False,
     stage: str | None = None,
     on_stage: Callable[[str], None] | None = None,
+    trust_artifacts: bool = False,
 ) -> Report:
-    """Re-execute the project's stages in a scratch folder and judge each one."""
+    """Re-execute the project's stages in a scratch folder and judge each one.
+
+    The project's pickled models are never loaded unless ``trust_artifacts``: stages that
+    read an upstream model are fed the re-executed one, and model differences are explained
+    from the safe records (fingerprints, the train stage's predictions on the matrix rows).
+    """
     recorded = lockfile.read(manifest.root, manifest.name)
     if not recorded["stages"]:
         where = manifest.root / lockfile.LOCK_NAME
@@ -119,7 +125,15 @@ def verify(
     report = Report(manifest.name, tol, offline, stage, as_of=manifest.source.as_of)
     report.audit = seed_audit(manifest)
     with tempfile.TemporaryDirectory(prefix="mlrepro-verify-") as scratch:
-        session = _Session(manifest, recorded, Path(scratch), tol, offline, isolated=bool(stage))
+        session = _Session(
+            manifest,
+            recorded,
+            Path(scratch),
+            tol,
+            offline,
+            isolated=bool(stage),
+            trust=trust_artifacts,
+        )
         for name in [stage] if stage else stages:
             if on_stage:
                 on_stage(name)
@@ -165,8 +179,10 @@ class _Session:
         tol: Tolerance,
         offline: bool,
         isolated: bool,
+        trust: bool = False,
     ) -> None:
         self.m = m
+        self.trust = trust
         self.recorded = recorded
         self.tol = tol
         self.offline = offline
@@ -174,7 +190,8 @@ class _Session:
         self.runner = Runner(
             m, store_root=scratch, lock_root=scratch, predictions=ScratchPredictions()
         )
-        self.art = Artifacts(m, Store(m.root), self.runner, offline)
+        project = Store(m.root, model_format=m.model.format, plugins=m.plugins, allow_pickles=trust)
+        self.art = Artifacts(m, project, self.runner, offline)
         self.current_env = env.capture(m.plugins)
 
     def verify_stage(self, stage: str) -> StageReport:
@@ -206,9 +223,14 @@ class _Session:
         report.fed = fed
         for up, how in fed.items():
             if how == "reproduced":
+                why = (
+                    "the recorded one is a pickle, loaded only with --trust-artifacts"
+                    if self._untrusted(self.recorded["stages"].get(up), STAGES[stage].needs()[up])
+                    else "the recorded one is not available"
+                )
                 report.notes.append(
-                    f"fed the re-executed output of '{up}' (the recorded one is not available): "
-                    "differences may be inherited from it"
+                    f"fed the re-executed output of '{up}' ({why}): differences may be "
+                    "inherited from it"
                 )
         if stage == "extract" and report.verdict == SOURCE_CHANGED:
             report.notes.append("downstream stages start from the recorded snapshot")
@@ -279,13 +301,31 @@ class _Session:
             same = bool(have and rec and _same_outputs(have, rec, outs)) and all(
                 (self.runner.store.root / have["outputs"][o]["path"]).is_file() for o in outs
             )
+            untrusted = self._untrusted(rec, outs)
             if same or (rec and self._adopt(up, outs)):
                 fed[up] = "recorded"
-            elif have and not self.isolated:
+            elif have and (untrusted or not self.isolated) or untrusted and self._reexecute(up):
                 fed[up] = "reproduced"
             else:
                 return self._unfed(stage, up, rec, outs)
         return fed
+
+    def _untrusted(self, rec: dict[str, Any] | None, outs: list[str]) -> bool:
+        """Whether feeding ``outs`` of ``rec`` would unpickle a model the user did not trust."""
+        if self.trust or rec is None:
+            return False
+        return any(is_pickle(rec["outputs"].get(o, {})) for o in outs)
+
+    def _reexecute(self, up: str) -> bool:
+        """Re-execute ``up`` in the scratch folder (its own upstream fed first)."""
+        fed = self._feed(up)
+        if isinstance(fed, StageReport):
+            return False
+        try:
+            self.runner.run_stage(up, force=True)
+        except MlreproError:
+            return False
+        return True
 
     def _unfed(
         self, stage: str, up: str, rec: dict[str, Any] | None, outs: list[str]
@@ -315,8 +355,10 @@ class _Session:
         rec = self.recorded["stages"][up]
         if any(self.art.state(rec["outputs"].get(o, {})) != "ok" for o in outs):
             return False
+        if self._untrusted(rec, outs):
+            return False  # the scratch runner would unpickle it
         for out in rec["outputs"].values():
-            if self.art.state(out) == "ok":
+            if self.art.state(out) == "ok" and (self.trust or not is_pickle(out)):
                 _link(self.m.root / out["path"], self.runner.store.root / out["path"])
         self.runner.adopt(up, copy.deepcopy(rec))
         return True

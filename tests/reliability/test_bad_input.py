@@ -373,7 +373,7 @@ def test_bad_input(case: Case, request, monkeypatch, capsys) -> None:
 
     monkeypatch.setattr(console, "print_error", record)
     try:
-        code = run_cli(a.replace("{p}", str(project)) for a in case.args).code
+        code = run_cli(*[a.replace("{p}", str(project)) for a in case.args]).code
     finally:
         while _HELD:
             _HELD.pop().release()
