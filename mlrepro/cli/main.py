@@ -88,19 +88,10 @@ def _run_stages(
         ui.summary(results)
 
 
-@app.command()
-def run(
-    project: Project = None,
-    force: Force = False,
-    as_json: Json = False,
-    quiet: Quiet = False,
-    wait: Wait = 0.0,
-) -> None:
-    """Run the whole pipeline; stages whose inputs and parameters are unchanged are skipped."""
-    _run_stages(project, None, force, as_json, quiet, wait)
+def _stage_command(name: str, doc: str, stages: list[str] | None = None) -> None:
+    """Register ``mlrepro NAME``: run ``stages`` (default: the stage NAME; None for run)."""
+    only = stages if stages is not None or name == "run" else [name]
 
-
-def _stage_command(stage: str, doc: str) -> None:
     def command(
         project: Project = None,
         force: Force = False,
@@ -108,12 +99,15 @@ def _stage_command(stage: str, doc: str) -> None:
         quiet: Quiet = False,
         wait: Wait = 0.0,
     ) -> None:
-        _run_stages(project, [stage], force, as_json, quiet, wait)
+        _run_stages(project, only, force, as_json, quiet, wait)
 
     command.__doc__ = doc
-    app.command(name=stage)(command)
+    app.command(name=name)(command)
 
 
+_stage_command(
+    "run", "Run the whole pipeline; stages whose inputs and parameters are unchanged are skipped."
+)
 _stage_command("extract", "Query the source as of source.as_of into a fingerprinted snapshot.")
 _stage_command("features", "Fit the feature steps on the training rows and transform all rows.")
 _stage_command("select", "Fit the selection method and record the selected features.")

@@ -16,14 +16,15 @@ import contextlib
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from mlrepro.errors import EXIT_SOURCE, MlreproError, UsageError
 from mlrepro.predict.contract import Contract
 from mlrepro.predict.prefetch import prefetch
 from mlrepro.predict.scoring import ChunkResult, score_chunk
-from mlrepro.predict.sink import consume, open_sink, with_columns
+from mlrepro.predict.sink import Engine, with_columns
 
 CONNECT_TIMEOUT = "10s"
 
@@ -109,32 +110,25 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             cluster.close()
 
 
-def run_dask(
-    pipeline: Any,
-    contract: Contract,
-    chunks: Iterable[Any],
-    writer: Any,
-    *,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    on_invalid: str = "fail",
-    keep: tuple[str, ...] = (),
-    rejects_writer: Any = None,
-    on_progress: Callable[[int], None] | None = None,
-    warn: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Like ``run_prediction``, with the chunks scored on a Dask cluster."""
-    sink = open_sink(writer, contract, on_invalid, rejects_writer, on_progress, warn)
-    try:
+def dask_engine(scheduler: str | None = None, workers: int | None = None) -> Engine:
+    """An engine for ``run_prediction`` scoring the chunks on a Dask cluster."""
+
+    @contextmanager
+    def engine(
+        pipeline: Any,
+        contract: Contract,
+        chunks: Iterable[Any],
+        keep: tuple[str, ...],
+        isolate: bool,
+    ) -> Iterator[Iterable[ChunkResult]]:
         with connect(scheduler, workers) as client:
-            results = _scored(client, pipeline, contract, chunks, keep, on_invalid != "fail")
+            results = _scored(client, pipeline, contract, chunks, keep, isolate)
             try:
-                return consume(sink, results)
+                yield results
             finally:
                 results.close()  # cancel what is still running while the client is open
-    except BaseException:
-        sink.abort()  # e.g. the cluster could not be reached: publish nothing
-        raise
+
+    return engine
 
 
 def _scored(

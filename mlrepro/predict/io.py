@@ -167,16 +167,15 @@ def predict_io(
         "on_progress": on_progress,
         "warn": warn,
     }
+    from mlrepro.predict.sink import local_engine, run_prediction
+
     if engine == "dask":
-        from mlrepro.predict.dask import run_dask
+        from mlrepro.predict.dask import dask_engine
 
-        summary = run_dask(
-            pipeline, contract, chunks, writer, scheduler=scheduler, workers=workers, **options
-        )
+        options["engine"] = dask_engine(scheduler, workers)
     else:
-        from mlrepro.predict.sink import run_prediction
-
-        summary = run_prediction(pipeline, contract, chunks, writer, **options)
+        options["engine"] = local_engine
+    summary = run_prediction(pipeline, contract, chunks, writer, **options)
     summary["output"] = target
     summary["engine"] = engine
     if rejects is not None:

@@ -8,7 +8,8 @@ predicting, so the CLI can check options with ``check_policy`` cheaply.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mlrepro.errors import DataError, UsageError
@@ -148,6 +149,29 @@ def open_sink(
         raise
 
 
+#: An engine scores chunks: (pipeline, contract, chunks, keep, isolate) -> a context
+#: manager yielding ChunkResults in input order.
+Engine = Callable[..., AbstractContextManager[Iterable["ChunkResult"]]]
+
+
+@contextmanager
+def local_engine(
+    pipeline: Any, contract: Contract, chunks: Iterable[Any], keep: tuple[str, ...], isolate: bool
+) -> Iterator[Iterable[ChunkResult]]:
+    """Score in this process: three threads a chunk apart (read + validate | predict | write).
+
+    The model releases the GIL in its numeric kernels, so the other two overlap with it.
+    """
+    from mlrepro.predict.contract import check_chunk
+    from mlrepro.predict.scoring import predict_checked
+
+    checked = prefetch(
+        (check_chunk(c, contract, keep) for c in with_columns(chunks)), name="mlrepro-read"
+    )
+    scored = (predict_checked(pipeline, c, contract, isolate=isolate) for c in checked)
+    yield prefetch(scored, name="mlrepro-predict")
+
+
 def run_prediction(
     pipeline: Any,
     contract: Contract,
@@ -159,20 +183,19 @@ def run_prediction(
     rejects_writer: Any = None,
     on_progress: Callable[[int], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    engine: Engine = local_engine,
 ) -> dict[str, Any]:
-    """Predict every chunk in this process; return counts and the output fingerprint."""
-    from mlrepro.predict.contract import check_chunk
-    from mlrepro.predict.scoring import predict_checked
+    """Score every chunk with ``engine``; return counts and the output fingerprint.
 
+    Every engine feeds the same sink, so their outputs have the same fingerprint.
+    """
     sink = open_sink(writer, contract, on_invalid, rejects_writer, on_progress, warn)
-    isolate = on_invalid != "fail"
-    # Three threads, a chunk apart: read + validate | predict | write (here). The model
-    # releases the GIL in its numeric kernels, so the other two overlap with it.
-    checked = prefetch(
-        (check_chunk(c, contract, keep) for c in with_columns(chunks)), name="mlrepro-read"
-    )
-    scored = (predict_checked(pipeline, c, contract, isolate=isolate) for c in checked)
-    return consume(sink, prefetch(scored, name="mlrepro-predict"))
+    try:
+        with engine(pipeline, contract, chunks, keep, on_invalid != "fail") as results:
+            return consume(sink, results)
+    except BaseException:
+        sink.abort()  # e.g. a cluster that could not be reached: publish nothing
+        raise
 
 
 def with_columns(chunks: Iterable[Any]) -> Iterable[Any]:
