@@ -272,9 +272,9 @@ def verify(
     Exit 0 when every stage is identical or equivalent, 1 when one is different or the
     source changed, 4 when a recorded artifact was modified.
     """
+    from mlrepro.cli.verify import Spinner, render
     from mlrepro.core import manifest as manifest_mod
     from mlrepro.verify.compare import Tolerance
-    from mlrepro.verify.render import Spinner, render
     from mlrepro.verify.session import verify as run_verify
 
     m = manifest_mod.load(project)

@@ -1,8 +1,8 @@
-"""Run a fitted pipeline over chunks of input and write outputs incrementally.
+"""The invalid-row policy and the sink; ``run_prediction`` over an engine (local or Dask).
 
-Scoring a chunk (``stages.predict``) is separate from applying the ``--on-invalid`` policy
-and writing (``PredictionSink``), so the local engine and the Dask engine (``dask_engine``)
-share the writing side and produce identical outputs. pandas is imported only when
+Scoring a chunk (``predict.scoring``) is separate from applying the ``--on-invalid`` policy
+and writing (``PredictionSink``), so every engine (``local_engine`` here, ``dask_engine``)
+shares the writing side and produces identical outputs. pandas is imported only when
 predicting, so the CLI can check options with ``check_policy`` cheaply.
 """
 

@@ -1,4 +1,4 @@
-"""Human-facing output of ``mlrepro verify``: a verdict table, then what differs and why."""
+"""How ``mlrepro verify`` looks on a terminal: a verdict table, then what differs and why."""
 
 from __future__ import annotations
 
