@@ -33,6 +33,9 @@ class Result:
     def __iter__(self) -> Iterator[Any]:
         return iter((self.code, self.out, self.err))
 
+    def __getitem__(self, index: int) -> Any:
+        return (self.code, self.out, self.err)[index]
+
     # the names of subprocess.CompletedProcess, so either runner's result reads the same
     @property
     def returncode(self) -> int:

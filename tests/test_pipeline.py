@@ -145,9 +145,7 @@ def test_predict_missing_columns_are_listed(diabetes: Path, capsys, tmp_path: Pa
     assert run_cli("run", "-p", diabetes).code == 0
     new = pd.read_csv(diabetes / "data" / "new_visits.csv").drop(columns=["bmi", "s5"])
     new.to_csv(tmp_path / "in.csv", index=False)
-    r = run_cli(
-        capsys, "predict", "-p", diabetes, "-i", tmp_path / "in.csv", "-o", tmp_path / "o.csv"
-    )
+    r = run_cli("predict", "-p", diabetes, "-i", tmp_path / "in.csv", "-o", tmp_path / "o.csv")
     assert r.code == 3
     assert "prediction input: missing column(s) ['bmi', 's5']" in r.err
     assert not (tmp_path / "o.csv").exists()
