@@ -299,6 +299,13 @@ def test_hyperparameter_changed_in_the_manifest_is_named(capsys, project):
     reasons = stage_of(report, "train")["reasons"]
     assert "parameter model.params.n_estimators: 200 -> 30" in reasons
     assert "hyperparameters.n_estimators: 200 -> 30" in reasons
+    # the recorded model is not unpickled: its behaviour comes from matrix_predictions
+    assert any(r.startswith("pipeline: predictions on the 398 matrix rows differ") for r in reasons)
+    assert any(r.startswith("matrix_predictions: numeric values") for r in reasons)
+    # trusted: both models are loaded, predicted on the matrix and compared
+    code, report = verify_json(capsys, project, "--stage", "train", "--trust-artifacts")
+    assert code == 1
+    reasons = stage_of(report, "train")["reasons"]
     assert any(r.startswith("pipeline: predictions on the 398 matrix rows") for r in reasons)
 
 
@@ -392,10 +399,14 @@ def test_stage_runs_alone_on_recorded_inputs(capsys, project):
 def test_stage_without_its_recorded_inputs_is_an_artifact_error(capsys, project):
     lock = json.loads((project / "mlrepro.lock").read_text())
     (project / lock["stages"]["select"]["outputs"]["selector"]["path"]).unlink()
-    code, _, err = run_cli("verify", "-p", project, "--stage", "train")
+    code, _, err = run_cli("verify", "-p", project, "--stage", "train", "--trust-artifacts")
     assert code == 4
     assert "--stage train needs the recorded outputs of 'select'" in err
     assert "recorded select.selector is missing" in err
+    # untrusted (the default), the recorded selector would never be loaded: select re-runs
+    code, report = verify_json(capsys, project, "--stage", "train")
+    assert code == 0
+    assert stage_of(report, "train")["fed"]["select"] == "reproduced"
 
 
 def test_differing_stage_feeds_downstream_its_recorded_outputs(capsys, project):
@@ -408,7 +419,12 @@ def test_differing_stage_feeds_downstream_its_recorded_outputs(capsys, project):
     select = stage_of(report, "select")
     assert "parameter selection.params.k: 6 -> 5" in select["reasons"]
     assert any(r.startswith("selected: removed") for r in select["reasons"])
-    assert verdicts(report)["train"] == "identical"
+    # the recorded selector is a pickle: without --trust-artifacts train gets the new one
+    train = stage_of(report, "train")
+    assert train["fed"]["select"] == "reproduced" and train["verdict"] == "different"
+    assert any("loaded only with --trust-artifacts" in n for n in train["notes"])
+    code, report = verify_json(capsys, project, "--trust-artifacts")
+    assert report["cause"] == "select" and verdicts(report)["train"] == "identical"
 
 
 def test_stage_rerun_alone_leaves_a_stale_lock(capsys, project):

@@ -355,9 +355,13 @@ def _behaviour_only(
             f"fitted state differs, but the predictions on the {rows} matrix rows are "
             f"identical; {unloaded}",
         )
-    diff = compare_frames(art.recorded("frame", r_p), art.reproduced("frame", n_p), tol)
-    diff.reasons.append(f"judged by the predictions on the {rows} matrix rows; {unloaded}")
-    return diff
+    behaviour = compare_frames(art.recorded("frame", r_p), art.reproduced("frame", n_p), tol)
+    how = {IDENTICAL: "identical", EQUIVALENT: "within tolerance"}.get(behaviour.verdict, "differ")
+    verdict = behaviour.verdict if behaviour.verdict != IDENTICAL else EQUIVALENT
+    return Diff().flag(
+        verdict,
+        f"predictions on the {rows} matrix rows {how} (see matrix_predictions); {unloaded}",
+    )
 
 
 def _explain(
