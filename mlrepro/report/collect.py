@@ -205,18 +205,39 @@ def from_bundle(verified: Any) -> ReportData:
 def evaluate(data: ReportData, runner: Any, manifest: Any) -> None:
     """Plots on the held-out rows of the recorded matrix, with the recorded pipeline."""
     try:
-        matrix = runner.store.read_frame(runner.output("features", "matrix"))
-        pipeline = runner.store.read_model(runner.output("train", "pipeline"))
+        matrix = runner.store.read_frame(_record(runner.lock, "features", "matrix"))
+        pipeline = runner.store.read_model(_record(runner.lock, "train", "pipeline"))
     except MlreproError as exc:
         data.notes.append(f"no evaluation plots: {exc.message}")
-        return
-    except KeyError:
-        data.notes.append("no evaluation plots: the lock records no trained model")
         return
     try:
         data.plots.extend(_evaluation_plots(data, matrix, pipeline, manifest))
     except Exception as exc:  # a plot must never cost the report; say why it is missing
         data.notes.append(f"no evaluation plots: {type(exc).__name__}: {redact(str(exc))[:200]}")
+
+
+def _record(lock: dict[str, Any], stage: str, name: str) -> dict[str, Any]:
+    """A lock output record that names a file inside the project, or an ArtifactError."""
+    from pathlib import PurePosixPath
+
+    from mlrepro.errors import ArtifactError
+
+    rec = as_dict(as_dict(as_dict(as_dict(lock.get("stages")).get(stage)).get("outputs")).get(name))
+    path, file_hash = rec.get("path"), rec.get("file_hash")
+    if not rec:
+        raise ArtifactError(f"the lock records no {stage}.{name}", hint="run 'mlrepro run'")
+    if not isinstance(path, str) or not isinstance(file_hash, str):
+        raise ArtifactError(
+            f"the lock's {stage}.{name} record is malformed (no path or file_hash)",
+            hint="restore mlrepro.lock from version control, or run 'mlrepro run --force'",
+        )
+    parts = PurePosixPath(path).parts
+    if not parts or parts[0] != ".mlrepro" or ".." in parts or "\\" in path:
+        raise ArtifactError(
+            f"the lock's {stage}.{name} names {path!r}, outside .mlrepro/; not reading it",
+            hint="restore mlrepro.lock from version control, or run 'mlrepro run --force'",
+        )
+    return rec
 
 
 def _evaluation_plots(data: ReportData, matrix: Any, pipeline: Any, manifest: Any) -> list[Plot]:

@@ -57,7 +57,8 @@ def _e(value: Any) -> str:
 
 def badge(verdict: str) -> str:
     color = COLORS.get(verdict, "#757575")
-    return f'<span class="badge" style="background:{color}">{_e(verdict)}</span>'
+    style = f"background:{color};color:#fff;padding:1px 9px;border-radius:9px;font-weight:600"
+    return f'<span class="badge" style="{style}">{_e(verdict)}</span>'
 
 
 def _short(fp: Any) -> str:
