@@ -163,6 +163,7 @@ def export(
         str | None, typer.Option("--experiment", help="MLflow experiment (default: project).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON result.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")] = False,
 ) -> None:
     """Export the trained model for other tools: an MLflow model around the verified bundle."""
     from mlrepro.delivery import mlflow_export
@@ -191,6 +192,8 @@ def export(
         )
     if as_json:
         _emit_json(info)
+        return
+    if quiet:
         return
     typer.echo(f"exported {info['project']} -> MLflow model {info['mlflow_model']}")
     typer.echo(f"  bundle fingerprint {info['bundle_fingerprint']}")

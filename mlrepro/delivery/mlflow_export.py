@@ -187,7 +187,13 @@ def export(
     }
     if tracking_uri:
         lock = read_verified(bundle.path, bundle.fingerprint).json(LOCK)
-        info["run_id"] = log_run(mlflow, tracking_uri, experiment or m.project, meta, lock, target)
+        try:
+            info["run_id"] = log_run(
+                mlflow, tracking_uri, experiment or m.project, meta, lock, target
+            )
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)  # all or nothing: no model without its run
+            raise
         info["tracking_uri"] = tracking_uri
     return info
 
