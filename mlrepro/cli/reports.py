@@ -90,6 +90,7 @@ def report(
         bool, typer.Option("--offline", help="Verify from the recorded snapshot (no database).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors.")] = False,
 ) -> None:
     """Write one self-contained report: lineage, verify verdicts, metrics, plots, environment.
 
@@ -129,7 +130,7 @@ def report(
     }
     if as_json:
         _emit_json(summary)
-    else:
+    elif not quiet:
         verdict = (
             "not verified"
             if result is None

@@ -3,7 +3,9 @@
 ``matplotlib.figure.Figure`` is used directly (no pyplot): no global backend is selected,
 so generating a report inside Jupyter leaves the notebook's plotting setup alone. Text is
 drawn as paths (``svg.fonttype: path``), so the SVG needs no font and renders the same in
-every browser, offline; the hash salt and a fixed date make the output deterministic.
+every browser, offline; the hash salt and a fixed date make the output deterministic. A
+scatter of more than 1,000 points is rasterized inside its SVG (an embedded PNG), so a big
+project's report stays small.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def predicted_vs_actual(y: Any, y_pred: Any) -> Plot:
     a, p = _thin(y, y_pred)
     fig = _figure()
     ax = fig.subplots()
-    ax.scatter(a, p, s=8, alpha=0.6, color=COLOR)
+    ax.scatter(a, p, s=8, alpha=0.6, color=COLOR, rasterized=len(a) > 1000)
     lo, hi = float(np.nanmin([y.min(), y_pred.min()])), float(np.nanmax([y.max(), y_pred.max()]))
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel("actual")
@@ -143,7 +145,7 @@ def residuals(y: Any, y_pred: Any) -> Plot:
     p, r = _thin(y_pred, res)
     fig = _figure(7.0, 3.6)
     left, right = fig.subplots(1, 2, width_ratios=[2, 1])
-    left.scatter(p, r, s=8, alpha=0.6, color=COLOR)
+    left.scatter(p, r, s=8, alpha=0.6, color=COLOR, rasterized=len(p) > 1000)
     left.axhline(0, color="grey", linestyle="--", linewidth=1)
     left.set_xlabel("predicted")
     left.set_ylabel("actual - predicted")
