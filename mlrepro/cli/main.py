@@ -287,7 +287,7 @@ def verify(
     tol = Tolerance(rtol=rtol, atol=atol)
     with Spinner() if not (quiet or fmt != "text") else contextlib.nullcontext() as spin:
         report = run_verify(m, tol=tol, offline=offline, stage=stage, on_stage=spin)
-    write_outputs(m, report, report_file, junit)
+    write_outputs(m, report, report_file, junit, fmt)
     if fmt == "json":
         _emit_json(report.to_dict())
     elif fmt == "github":

@@ -54,9 +54,27 @@ def check_outputs(report_file: Path | None, junit: Path | None) -> None:
     _check_file(junit, "--junit")
 
 
-def write_outputs(manifest: Any, report: Any, report_file: Path | None, junit: Path | None) -> None:
-    """verify's --junit and --report files (written whatever the verdict)."""
+def write_outputs(
+    manifest: Any, report: Any, report_file: Path | None, junit: Path | None, fmt: str = "text"
+) -> None:
+    """verify's --junit and --report files (written whatever the verdict); with
+    ``--format github`` inside GitHub Actions, the Markdown report on the job's summary page."""
+    import os
+
     from mlrepro.core import atomic
+
+    summary = os.environ.get("GITHUB_STEP_SUMMARY", "").strip()
+    if fmt == "github" and summary:
+        from mlrepro import report as reports
+
+        text = reports.build(manifest, report, "markdown") + "\n"
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:  # the runner's file: append to it
+                fh.write(text)
+        except OSError as exc:  # the summary is a courtesy: never fail verify for it
+            sys.stderr.write(
+                f"warning: cannot append the report to GITHUB_STEP_SUMMARY ({exc.strerror})\n"
+            )
 
     if junit is not None:
         from mlrepro.verify.ci import junit_xml
@@ -106,6 +124,11 @@ def report(
     target = output if output is not None else Path("report.html")
     if not stdout:
         _check_file(target, "-o")
+    if stdout and as_json:
+        raise UsageError(
+            "--json prints a summary of the written file, so it needs -o FILE",
+            hint="give -o report.html, or drop --json to print the report itself",
+        )
     if offline and not verify:
         raise UsageError("--offline needs --verify", hint="drop --offline, or drop --no-verify")
     m = manifest_mod.load(project)

@@ -47,7 +47,8 @@ def build(manifest: Any, verify_report: Any = None, fmt: str = "html") -> str:
     from mlrepro.report.collect import from_project
 
     fmt = format_for(None, fmt)
-    return render(from_project(manifest, verify_report, with_plots=True), fmt)
+    # Markdown shows no plots: skip loading the artifacts and computing them
+    return render(from_project(manifest, verify_report, with_plots=fmt == "html"), fmt)
 
 
 def write(path: Path, text: str) -> None:

@@ -171,7 +171,7 @@ def from_project(
     _train_facts(data, lock)
     if with_plots:
         evaluate(data, runner, manifest)
-    if verify_report is not None:
+    if verify_report is not None and with_plots:
         for stage in verify_report.stages:
             if stage.deltas:
                 data.plots.append(plots.delta_histogram(stage.stage, stage.deltas))

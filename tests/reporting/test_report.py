@@ -140,16 +140,17 @@ def test_tampered_artifact_junit_and_report_are_still_written(capsys, project_co
     lock = json.loads((project / "mlrepro.lock").read_text())
     pipeline = project / lock["stages"]["train"]["outputs"]["pipeline"]["path"]
     pipeline.write_bytes(pipeline.read_bytes() + b"x")
-    junit, report = tmp_path / "j.xml", tmp_path / "r.md"
+    junit, report = tmp_path / "j.xml", tmp_path / "r.html"
     res = run_cli(
         capsys, "verify", "-p", project, "--offline", "--junit", junit, "--report", report
     )
     assert res.code == 4
     case = next(c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") == "train")
     assert case.find("failure").get("type") == "tampered"
-    md = report.read_text(encoding="utf-8")
-    assert "| train | ⛔ tampered |" in md
-    assert "no evaluation plots" in md and "does not match its recorded hash" in md
+    html = report.read_text(encoding="utf-8")
+    assert re.search(r"<b>train</b></td><td><span class=\"badge\"[^>]*>tampered</span>", html)
+    assert "no evaluation plots" in html and "does not match its recorded hash" in html
+    assert _images(html) == []  # nothing is drawn from a tampered pipeline
 
 
 def test_hostile_lock_text_is_escaped_and_odd_types_do_not_crash(capsys, project_copy, tmp_path):
@@ -222,3 +223,50 @@ def test_unreadable_output_path_fails_before_verifying(capsys, trained, tmp_path
     target.mkdir()
     res = run_cli(capsys, "report", "-p", trained["diabetes"], "-o", target)
     assert res.code == 2 and "is a folder" in res.err
+
+
+def test_github_format_writes_the_job_summary(capsys, trained, tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    res = run_cli(capsys, "verify", "-p", trained["diabetes"], "--offline", "--format", "github")
+    assert res.code == 0
+    text = summary.read_text()
+    assert text.startswith("earlier step\n## mlrepro report: diabetes-progression (reproduced)")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "no" / "such" / "file"))
+    res = run_cli(capsys, "verify", "-p", trained["diabetes"], "--offline", "--format", "github")
+    assert res.code == 0 and "cannot append the report to GITHUB_STEP_SUMMARY" in res.err
+
+
+def test_report_json_needs_a_file(capsys, trained):
+    res = run_cli(capsys, "report", "-p", trained["diabetes"], "-o", "-", "--json")
+    assert res.code == 2 and "needs -o FILE" in res.err
+    assert res.json()["error"] == "usage"
+
+
+@pytest.mark.slow
+def test_multiclass_text_labels(capsys, copy_example, tmp_path):
+    """A new user's data: three text classes (the lab), one-vs-rest curves per class."""
+    project = copy_example("breast_cancer")
+    manifest = project / "mlrepro.yaml"
+    text = manifest.read_text().replace("target: diagnosis", "target: lab")
+    text = text.replace(
+        "  - name: onehot\n    transformer: sklearn.preprocessing.OneHotEncoder\n"
+        "    params: {handle_unknown: error, sparse_output: false}\n    columns: [lab]\n",
+        "",
+    )
+    text = text.replace("metrics: [accuracy, f1, roc_auc]", "metrics: [accuracy]")
+    text = text[: text.index("predict:")]  # the new biopsies have no diagnosis column
+    manifest.write_text(text)
+    assert run_cli(capsys, "run", "-p", project, "-q").code == 0
+    out = tmp_path / "r.html"
+    res = run_cli(capsys, "report", "-p", project, "-o", out, "--no-verify")
+    assert res.code == 0, res.err
+    html = out.read_text(encoding="utf-8")
+    assert _images(html) == [
+        "Confusion matrix",
+        "ROC curve",
+        "Precision-recall curve",
+        "Permutation importance",
+    ]
+    assert "no evaluation plots" not in html
