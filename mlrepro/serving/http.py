@@ -155,7 +155,12 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
     def metadata() -> Response:
         return Response(meta, media_type="application/json")
 
-    @app.get("/card", summary="The model card (Markdown)", response_class=Response)
+    @app.get(
+        "/card",
+        summary="The model card (Markdown)",
+        response_class=Response,
+        responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}},
+    )
     def model_card() -> Response:
         return Response(bundle.card, media_type="text/markdown; charset=utf-8")
 
@@ -165,7 +170,10 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
         "/report",
         summary="Report of the bundle: lineage, metrics, fingerprints (HTML)",
         response_class=Response,
-        responses={503: {"model": ErrorBody}},
+        responses={
+            200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+            503: {"model": ErrorBody},
+        },
     )
     def report() -> Response:
         if "html" not in report_cache:
