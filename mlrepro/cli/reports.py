@@ -50,6 +50,12 @@ def _check_file(path: Path | None, option: str) -> None:
 
 def check_outputs(report_file: Path | None, junit: Path | None) -> None:
     """Refuse unwritable output paths before the (long) verification starts."""
+    for path, option in ((report_file, "--report"), (junit, "--junit")):
+        if path is not None and str(path) == "-":
+            raise UsageError(
+                f"{option} needs a file name ('-' would mix it with verify's output)",
+                hint=f"e.g. {option} {'report.html' if option == '--report' else 'verify.xml'}",
+            )
     _check_file(report_file, "--report")
     _check_file(junit, "--junit")
 

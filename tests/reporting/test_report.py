@@ -182,6 +182,7 @@ def test_hostile_lock_text_is_escaped_and_odd_types_do_not_crash(capsys, project
         (("verify", "--json", "--format", "github"), "disagree", 2),
         (("verify", "--junit", "missing/j.xml"), "does not exist", 2),
         (("verify", "--report", "."), "is a folder", 2),
+        (("verify", "--junit", "-"), "--junit needs a file name", 2),
     ],
 )
 def test_bad_usage(capsys, trained, monkeypatch, tmp_path, args, message, code):
