@@ -271,3 +271,24 @@ def test_multiclass_text_labels(capsys, copy_example, tmp_path):
         "Permutation importance",
     ]
     assert "no evaluation plots" not in html
+
+
+def test_changed_prediction_input_shows_the_prediction_differences(capsys, project_copy, tmp_path):
+    """predict's differences come from the two prediction files, rows matched by key."""
+    import pandas as pd
+
+    project = project_copy("diabetes")
+    path = project / "data" / "new_visits.csv"
+    frame = pd.read_csv(path)
+    frame.loc[3, "bmi"] = frame["bmi"].max() + 10  # one row's prediction moves
+    frame.iloc[::-1].to_csv(path, index=False)  # and the rows come in another order
+    report = tmp_path / "r.html"
+    res = run_cli(
+        capsys, "verify", "-p", project, "--stage", "predict", "--report", report, "--json"
+    )
+    assert res.code == 1, res.err
+    stage = res.json()["stages"][0]
+    assert stage["verdict"] == "source changed"
+    deltas = stage["prediction_differences"]
+    assert deltas["count"] == 20 and deltas["nonzero"] == 1 and deltas["max_abs"] > 0
+    assert "Prediction differences (predict)" in _images(report.read_text(encoding="utf-8"))
