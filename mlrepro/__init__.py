@@ -1,7 +1,8 @@
 """mlrepro: reproducible ML pipelines from research to production.
 
-``from mlrepro import load_bundle`` is the embedded API (see ``mlrepro.delivery.api``). It is
-imported lazily so that ``import mlrepro`` (and ``mlrepro --help``) stays light.
+``from mlrepro import load_bundle`` is the embedded API (see ``mlrepro.delivery.api``);
+``mlrepro.open_project(path)`` the project API for notebooks (see ``mlrepro.notebook``). Both
+are imported lazily so that ``import mlrepro`` (and ``mlrepro --help``) stays light.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from mlrepro.version import __version__
 
-__all__ = ["Bundle", "BundleMetadata", "__version__", "load_bundle"]
+__all__ = ["Bundle", "BundleMetadata", "__version__", "load_bundle", "open_project"]
 
 if TYPE_CHECKING:
     from mlrepro.delivery.api import Bundle, BundleMetadata, load_bundle
+    from mlrepro.notebook import open_project
 
 _LAZY = {"load_bundle", "Bundle", "BundleMetadata"}
 
@@ -23,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from mlrepro.delivery import api
 
         return getattr(api, name)
+    if name == "open_project":
+        from mlrepro.notebook import open_project
+
+        return open_project
     raise AttributeError(f"module 'mlrepro' has no attribute {name!r}")

@@ -17,6 +17,7 @@ import typer
 
 from mlrepro.cli.delivery import register as register_delivery
 from mlrepro.cli.online import register as register_online
+from mlrepro.cli.reports import register as register_reports
 from mlrepro.errors import EXIT_INTERRUPTED, MlreproError, UsageError
 from mlrepro.version import __version__
 
@@ -266,20 +267,34 @@ def verify(
     ] = False,
     as_json: Json = False,
     quiet: Quiet = False,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="text (default) | json | github (workflow annotations)."),
+    ] = None,
+    report_file: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write an HTML report (Markdown if FILE ends in .md)."),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write JUnit XML, one test per stage.")
+    ] = None,
 ) -> None:
     """Re-execute the pipeline in a scratch folder and compare every stage with mlrepro.lock.
 
     Exit 0 when every stage is identical or equivalent, 1 when one is different or the
     source changed, 4 when a recorded artifact was modified.
     """
+    from mlrepro.cli.reports import check_outputs, output_format, write_outputs
     from mlrepro.cli.verify import Spinner, render
     from mlrepro.core import manifest as manifest_mod
     from mlrepro.verify.compare import Tolerance
     from mlrepro.verify.session import verify as run_verify
 
+    fmt = output_format(fmt, as_json)
+    check_outputs(report_file, junit)
     m = manifest_mod.load(project)
     tol = Tolerance(rtol=rtol, atol=atol)
-    with Spinner() if not (quiet or as_json) else contextlib.nullcontext() as spin:
+    with Spinner() if not (quiet or fmt != "text") else contextlib.nullcontext() as spin:
         report = run_verify(
             m,
             tol=tol,
@@ -288,8 +303,13 @@ def verify(
             on_stage=spin,
             trust_artifacts=trust_artifacts,
         )
-    if as_json:
+    write_outputs(m, report, report_file, junit, fmt)
+    if fmt == "json":
         _emit_json(report.to_dict())
+    elif fmt == "github":
+        from mlrepro.verify.ci import github_annotations
+
+        sys.stdout.write(github_annotations(report))
     elif not quiet:
         render(report)
     if report.exit_code:
@@ -298,10 +318,14 @@ def verify(
 
 register_delivery(app)
 register_online(app)
+register_reports(app)
 
 
 def _wants_json(argv: list[str]) -> bool:
-    return "--json" in argv
+    return "--json" in argv or any(
+        a == "--format=json" or (a == "--format" and argv[i + 1 : i + 2] == ["json"])
+        for i, a in enumerate(argv)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,8 @@
     GET  /health     the process is up
     GET  /ready      the model is loaded and verified
     GET  /metadata   fingerprints, feature order, input schema, metrics, model card
+    GET  /card       the model card (Markdown)
+    GET  /report     the bundle's report: lineage, metrics, fingerprints (self-contained HTML)
 
 The request schema (and so the OpenAPI document) is generated from the bundle's input
 schema (``records.RequestModels``). Bad input is answered with 422 and per-record, per-field
@@ -152,6 +154,44 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
     @app.get("/metadata", summary="Fingerprints, feature order, input schema, metrics, card")
     def metadata() -> Response:
         return Response(meta, media_type="application/json")
+
+    @app.get(
+        "/card",
+        summary="The model card (Markdown)",
+        response_class=Response,
+        responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}},
+    )
+    def model_card() -> Response:
+        return Response(bundle.card, media_type="text/markdown; charset=utf-8")
+
+    report_cache: dict[str, bytes] = {}
+
+    @app.get(
+        "/report",
+        summary="Report of the bundle: lineage, metrics, fingerprints (HTML)",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+            503: {"model": ErrorBody},
+        },
+    )
+    def report() -> Response:
+        if "html" not in report_cache:
+            from mlrepro.errors import MlreproError
+            from mlrepro.serving.pages import bundle_report
+
+            try:
+                report_cache["html"] = bundle_report(bundle)
+            except MlreproError as exc:  # the file changed on disk since it was loaded
+                return error_response(503, exc.kind, exc.message, exc.hint)
+        return Response(
+            report_cache["html"],
+            media_type="text/html; charset=utf-8",
+            headers={
+                "Content-Security-Policy": "default-src 'none'; img-src data:; "
+                "style-src 'unsafe-inline'"
+            },
+        )
 
     @app.post(
         "/predict",

@@ -18,6 +18,7 @@ IDENTICAL, EQUIVALENT, DIFFERENT = "identical", "equivalent", "different"
 _RANK = {IDENTICAL: 0, EQUIVALENT: 1, DIFFERENT: 2}
 MAX_SHOWN = 10  # row keys / names listed in a sentence
 MAX_KEYS = 100  # row keys kept in the JSON report
+MAX_DELTAS = 100_000  # prediction differences kept for the report's histogram
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class Diff:
     reasons: list[str] = field(default_factory=list)
     stats: NumStats = field(default_factory=NumStats)
     keys: dict[str, list[Any]] = field(default_factory=dict)  # added / removed / changed rows
+    # reproduced - recorded prediction (or probability) per row, for the report's histogram
+    deltas: list[float] = field(default_factory=list)
 
     def flag(self, verdict: str, reason: str | None = None) -> Diff:
         if _RANK[verdict] > _RANK[self.verdict]:
@@ -83,6 +86,7 @@ class Diff:
         self.stats.add(other.stats)
         for kind, keys in other.keys.items():
             self.keys.setdefault(kind, []).extend(keys)
+        self.deltas.extend(other.deltas[: max(0, MAX_DELTAS - len(self.deltas))])
         return self
 
     def numeric(self, stats: NumStats, what: str) -> Diff:

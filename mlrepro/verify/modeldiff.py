@@ -7,6 +7,7 @@ from typing import Any
 from mlrepro.verify.compare import (
     ABSENT,
     DIFFERENT,
+    MAX_DELTAS,
     Diff,
     NumStats,
     Tolerance,
@@ -128,6 +129,16 @@ def _leaf(v: Any) -> Any:
     return v.tolist() if hasattr(v, "tolist") else v
 
 
+def prediction_deltas(recorded: Any, reproduced: Any) -> list[float]:
+    """``reproduced - recorded`` for every finite pair (at most ``MAX_DELTAS``)."""
+    import numpy as np
+
+    a = np.asarray(recorded, dtype="float64").ravel()
+    b = np.asarray(reproduced, dtype="float64").ravel()
+    d = (b - a)[np.isfinite(a) & np.isfinite(b)]
+    return d[:MAX_DELTAS].tolist()
+
+
 def compare_outputs(
     recorded: Any, reproduced: Any, tol: Tolerance, what: str, *, labels: bool = False
 ) -> Diff:
@@ -139,6 +150,7 @@ def compare_outputs(
     if a.shape != b.shape:
         return diff.flag(DIFFERENT, f"{what}: shape {a.shape} -> {b.shape}")
     if not labels and a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
+        diff.deltas = prediction_deltas(a, b)
         return diff.numeric(compare_numbers(a, b, tol), what)
     ne = np.asarray(a != b).reshape(len(a), -1).any(axis=1) if a.size else np.zeros(0, bool)
     if ne.any():

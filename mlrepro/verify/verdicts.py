@@ -28,7 +28,7 @@ from mlrepro.verify.compare import (
     compare_values,
 )
 from mlrepro.verify.framediff import compare_frames
-from mlrepro.verify.modeldiff import compare_fitted, compare_outputs
+from mlrepro.verify.modeldiff import compare_fitted, compare_outputs, prediction_deltas
 
 SOURCE_CHANGED, TAMPERED, SKIPPED = "source changed", "tampered", "skipped"
 VERDICTS = (IDENTICAL, EQUIVALENT, DIFFERENT, SOURCE_CHANGED, TAMPERED, SKIPPED)
@@ -73,6 +73,8 @@ class StageReport:
     fed: dict[str, str] = field(default_factory=dict)
     environment: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    # reproduced - recorded predictions / probabilities where they differ (report histogram)
+    deltas: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,7 +88,22 @@ class StageReport:
             "fed": self.fed,
             "environment": self.environment,
             "duration_s": round(self.duration_s, 4),
+            "prediction_differences": delta_summary(self.deltas),
         }
+
+
+def delta_summary(deltas: list[float]) -> dict[str, Any] | None:
+    """Count, mean and extremes of ``reproduced - recorded`` predictions (None: none differ)."""
+    if not deltas:
+        return None
+    return {
+        "count": len(deltas),
+        "nonzero": sum(1 for d in deltas if d != 0.0),
+        "mean": sum(deltas) / len(deltas),
+        "min": min(deltas),
+        "max": max(deltas),
+        "max_abs": max(abs(d) for d in deltas),
+    }
 
 
 class Artifacts:
@@ -219,6 +236,7 @@ def judge(
     diff.merge(data)
     report.verdict = diff.verdict
     report.reasons, report.stats, report.keys = diff.reasons, diff.stats, diff.keys
+    report.deltas = diff.deltas if any(diff.deltas) else []
     _overrule(report, rec, new, art, data_differs=data.verdict == DIFFERENT, params=params)
     return report
 
@@ -390,9 +408,33 @@ def _explain(
     if recorded is None:
         return Diff().flag(DIFFERENT, f"the recorded table {r_out.get('table')} cannot be read")
     ids = [c for c in art.m.source.order_by if c in recorded.columns]
-    return compare_frames(
-        recorded, art.reproduced("frame", n_out), tol, key=ids, ignore=PREDICTION_IGNORE
-    )
+    reproduced = art.reproduced("frame", n_out)
+    diff = compare_frames(recorded, reproduced, tol, key=ids, ignore=PREDICTION_IGNORE)
+    diff.deltas = _prediction_column_deltas(recorded, reproduced, ids)
+    return diff
+
+
+def _prediction_column_deltas(recorded: Any, reproduced: Any, ids: list[str]) -> list[float]:
+    """Differences of the numeric prediction columns, rows matched by key (else position)."""
+    cols = [
+        c
+        for c in recorded.columns
+        if (c == "prediction" or str(c).startswith("proba_")) and c in reproduced.columns
+    ]
+    if not cols:
+        return []
+    a, b = recorded, reproduced
+    if ids and not a[ids].duplicated().any() and not b[ids].duplicated().any():
+        joined = a[[*ids, *cols]].merge(b[[*ids, *cols]], on=ids, suffixes=("", "__new"))
+        a, b = joined[cols], joined[[f"{c}__new" for c in cols]].set_axis(cols, axis=1)
+    elif len(a) != len(b):
+        return []
+    out: list[float] = []
+    for c in cols:
+        x, y = a[c].to_numpy(), b[c].to_numpy()
+        if x.dtype.kind in "fiub" and y.dtype.kind in "fiub":
+            out.extend(prediction_deltas(x, y))
+    return out
 
 
 def compare_models(

@@ -189,7 +189,14 @@ def test_schemathesis_finds_no_server_errors(server):
         return fuzz
 
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.path for op in operations} == {"/health", "/ready", "/metadata", "/predict"}
+    assert {op.path for op in operations} == {
+        "/health",
+        "/ready",
+        "/metadata",
+        "/predict",
+        "/card",
+        "/report",
+    }
     for op in operations:
         fuzzer(op, GenerationMode.POSITIVE)()
         if op.method.upper() == "POST":
