@@ -373,13 +373,16 @@ def _behaviour_only(
             f"fitted state differs, but the predictions on the {rows} matrix rows are "
             f"identical; {unloaded}",
         )
-    behaviour = compare_frames(art.recorded("frame", r_p), art.reproduced("frame", n_p), tol)
+    recorded, reproduced = art.recorded("frame", r_p), art.reproduced("frame", n_p)
+    behaviour = compare_frames(recorded, reproduced, tol)
     how = {IDENTICAL: "identical", EQUIVALENT: "within tolerance"}.get(behaviour.verdict, "differ")
     verdict = behaviour.verdict if behaviour.verdict != IDENTICAL else EQUIVALENT
-    return Diff().flag(
+    diff = Diff().flag(
         verdict,
         f"predictions on the {rows} matrix rows {how} (see matrix_predictions); {unloaded}",
     )
+    diff.deltas = _prediction_column_deltas(recorded, reproduced, [])
+    return diff
 
 
 def _explain(

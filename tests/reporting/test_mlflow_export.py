@@ -103,7 +103,6 @@ def test_tracking_run_logs_params_metrics_and_fingerprints(capsys, exported, tmp
     _, bundle = exported["breast_cancer"]
     store = (tmp_path / "mlruns").as_uri()
     res = run_cli(
-        capsys,
         "export",
         "--mlflow",
         tmp_path / "m",
@@ -150,7 +149,7 @@ def test_export_errors(capsys, exported, tmp_path, args, message, code):
     args = [a.format(tmp=tmp_path) for a in args]
     if "--bundle" not in args:
         args += ["-p", str(exported["diabetes"][1].parents[2])]  # any folder: fails earlier
-    res = run_cli(capsys, "export", *args)
+    res = run_cli("export", *args)
     assert res.code == code, res.err
     assert message in res.err and "hint:" in res.err
     assert not (tmp_path / "m").exists()
@@ -160,7 +159,7 @@ def test_export_of_a_stale_project_is_refused(capsys, project_copy, tmp_path):
     project = project_copy("diabetes")
     manifest = project / "mlrepro.yaml"
     manifest.write_text(manifest.read_text().replace("k: 6", "k: 5"))
-    res = run_cli(capsys, "export", "--mlflow", tmp_path / "m", "-p", project)
+    res = run_cli("export", "--mlflow", tmp_path / "m", "-p", project)
     assert res.code == 2 and "is stale" in res.err and "mlrepro run" in res.err
     assert not (tmp_path / "m").exists()
 
@@ -170,7 +169,6 @@ def test_tracking_server_unreachable_is_a_source_error(capsys, exported, tmp_pat
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
     _, bundle = exported["diabetes"]
     res = run_cli(
-        capsys,
         "export",
         "--mlflow",
         tmp_path / "m",

@@ -54,7 +54,7 @@ def test_report_renders_offline_without_console_errors(capsys, trained, tmp_path
     from playwright.sync_api import sync_playwright
 
     report = tmp_path / "report.html"
-    res = run_cli(capsys, "report", "-p", trained["breast_cancer"], "-o", report, "--offline")
+    res = run_cli("report", "-p", trained["breast_cancer"], "-o", report, "--offline")
     assert res.code == 0, res.err
     url = report.resolve().as_uri()
     messages: list[str] = []
