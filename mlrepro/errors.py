@@ -96,3 +96,13 @@ class ConcurrencyError(MlreproError):
 
     exit_code = EXIT_USAGE
     kind = "busy"
+
+
+class FingerprintError(MlreproError, TypeError):
+    """A fitted model holds an object that cannot be fingerprinted deterministically.
+
+    Also a ``TypeError``: callers that fingerprint arbitrary objects may catch either.
+    """
+
+    exit_code = EXIT_USAGE
+    kind = "fingerprint"

@@ -10,6 +10,7 @@ from typing import Any
 
 import blake3
 
+from mlrepro.errors import FingerprintError
 from mlrepro.fingerprint.digest import (
     _BLOCK,
     _F64,
@@ -20,10 +21,22 @@ from mlrepro.fingerprint.digest import (
     _qualname,
 )
 from mlrepro.fingerprint.frames import fingerprint_frame
+from mlrepro.fingerprint.native import NATIVE_MODULES, native_form
 
-#: Estimator attributes that change how a model is computed, never what it computes.
+#: Estimator attributes that change how a model is computed, never what it computes
+#: (scikit-learn's, and the thread/log settings of LightGBM, XGBoost and CatBoost).
 EXECUTION_ONLY_PARAMS: frozenset[str] = frozenset(
-    {"n_jobs", "verbose", "pre_dispatch", "memory", "_n_threads"}
+    {
+        "n_jobs",
+        "verbose",
+        "pre_dispatch",
+        "memory",
+        "_n_threads",
+        "verbosity",
+        "nthread",
+        "num_threads",
+        "thread_count",
+    }
 )
 
 # --------------------------------------------------------------------------------- models
@@ -48,6 +61,21 @@ def _custom_pickling(cls: type) -> bool:
     )
 
 
+class _Refused(Exception):
+    """An object that cannot be encoded; ``path`` is filled in while unwinding."""
+
+    def __init__(self, type_name: str, why: str) -> None:
+        super().__init__(type_name)
+        self.type_name = type_name
+        self.why = why
+        self.path: list[str] = []
+
+
+def _key_text(key: Any) -> str:
+    text = repr(key)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class _Encoder:
     """Writes a tagged, self-delimiting byte encoding of an object graph.
 
@@ -70,7 +98,12 @@ class _Encoder:
             self.buf.clear()
 
     def _raw(self, data: Any) -> None:
-        """Large payloads go straight to the hasher instead of through ``buf``."""
+        """Large payloads go straight to the hasher instead of through ``buf``.
+
+        Always as a byte view: ``bytearray += ndarray`` would add element-wise (numpy
+        broadcasting), not append.
+        """
+        data = memoryview(data).cast("B")
         if self.hasher is None:
             self.buf += data
         else:
@@ -126,16 +159,36 @@ class _Encoder:
             return
         self.buf += _CONTAINER_TAGS[base] + _U64.pack(len(obj))
         if base is dict:
-            items = sorted(((self.encoding(k), v) for k, v in obj.items()), key=itemgetter(0))
-            for key, value in items:
-                self.buf += key
-                self.walk(value)
+            items = []
+            for k, v in obj.items():
+                try:
+                    items.append((self.encoding(k), k, v))
+                except _Refused as exc:
+                    exc.path.insert(0, f"<key {_key_text(k)}>")
+                    raise
+            items.sort(key=itemgetter(0))
+            for encoded, key, value in items:
+                self.buf += encoded
+                try:
+                    self.walk(value)
+                except _Refused as exc:
+                    exc.path.insert(0, f"[{_key_text(key)}]")
+                    raise
         elif base is set or base is frozenset:
-            for item in sorted(self.encoding(x) for x in obj):
+            try:
+                encoded_items = sorted(self.encoding(x) for x in obj)
+            except _Refused as exc:
+                exc.path.insert(0, "<set item>")
+                raise
+            for item in encoded_items:
                 self.buf += item
         else:
-            for item in obj:
-                self.walk(item)
+            for i, item in enumerate(obj):
+                try:
+                    self.walk(item)
+                except _Refused as exc:
+                    exc.path.insert(0, f"[{i}]")
+                    raise
         self._leave(obj)
 
     def _array(self, arr: Any) -> None:
@@ -150,8 +203,12 @@ class _Encoder:
         elif arr.dtype.hasobject or arr.dtype.kind == "T":
             # Object and StringDType buffers hold pointers: walk the elements instead.
             self.buf += b"o" + shape
-            for item in arr.reshape(-1):
-                self.walk(item)
+            for i, item in enumerate(arr.reshape(-1)):
+                try:
+                    self.walk(item)
+                except _Refused as exc:
+                    exc.path.insert(0, f"[flat {i}]")
+                    raise
         else:
             if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not _LITTLE_ENDIAN):
                 arr = arr.astype(arr.dtype.newbyteorder("<"))
@@ -169,7 +226,11 @@ class _Encoder:
         self.buf += _U64.pack(len(items))
         for name, value in items:
             self._text(b"s", name)
-            self.walk(value)
+            try:
+                self.walk(value)
+            except _Refused as exc:
+                exc.path.insert(0, f".{name}")
+                raise
         self._leave(obj)
 
     def _other(self, obj: Any) -> None:
@@ -190,6 +251,13 @@ class _Encoder:
             self.buf += b"I"
             self.walk(list(obj.names))
             self.walk(obj.to_numpy())
+        elif type(obj).__module__.partition(".")[0] in NATIVE_MODULES and (
+            (native := self._native(obj)) is not None
+        ):
+            if self._enter(obj):
+                self._text(b"X", _qualname(type(obj)))  # a boosting model's own dump
+                self.walk(native)
+                self._leave(obj)
         elif isinstance(obj, _CALLABLES):
             self._text(b"q", _qualname(obj))
         elif isinstance(obj, enum.Enum):
@@ -218,13 +286,19 @@ class _Encoder:
         else:
             self._reduced(obj)
 
+    def _native(self, obj: Any) -> Any:
+        try:
+            return native_form(obj)
+        except Exception as exc:  # a library that cannot dump its model
+            raise _Refused(_qualname(type(obj)), f"its model dump failed ({exc})") from None
+
     def _reduced(self, obj: Any) -> None:
         # Whatever pickle would store (e.g. a Cython Tree: class, shape args, node arrays),
         # so a pickling round-trip keeps the fingerprint by construction.
         try:
             reduced = obj.__reduce_ex__(4)
         except Exception as exc:
-            raise TypeError(f"fingerprint_model: cannot encode {_qualname(type(obj))}") from exc
+            raise _Refused(_qualname(type(obj)), f"it cannot be pickled ({exc})") from None
         if isinstance(reduced, str):  # a module-level singleton
             self._text(b"q", f"{getattr(obj, '__module__', None)}.{reduced}")
             return
@@ -247,6 +321,15 @@ def fingerprint_model(obj: Any) -> str:
     """
     hasher = _hasher()
     encoder = _Encoder(hasher, {})
-    encoder.walk(obj)
+    try:
+        encoder.walk(obj)
+    except _Refused as exc:
+        where = "".join(exc.path) or "(the object itself)"
+        raise FingerprintError(
+            f"cannot fingerprint the fitted state: {type(obj).__name__}{''.join(exc.path)} "
+            f"is a {exc.type_name}, which mlrepro cannot encode deterministically: {exc.why}",
+            hint=f"keep objects like {exc.type_name} out of the fitted model (attribute "
+            f"{where}), or store them in a picklable, plain form",
+        ) from None
     encoder.flush()
     return _finish(hasher)
