@@ -54,6 +54,18 @@ _CALLABLES = (
 _CONTAINER_TAGS = {list: b"l", tuple: b"t", dict: b"d", set: b"S", frozenset: b"Z"}
 
 
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined by a class statement
+
+
+def _python_state_only(cls: type) -> bool:
+    """True if every class in the MRO (but ``object``) is a Python class.
+
+    Only then is ``vars(obj)`` all of its state: a C base (a file, a lock, a native model)
+    keeps state ``__dict__`` does not show, which pickling must reveal or refuse.
+    """
+    return all(b.__flags__ & _HEAPTYPE for b in cls.__mro__[:-1])
+
+
 def _custom_pickling(cls: type) -> bool:
     return any(
         getattr(cls, name, None) is not getattr(object, name, None)
@@ -275,13 +287,21 @@ class _Encoder:
         elif base := next((b for b in (str, int, float, bytes) if isinstance(obj, b)), None):
             self._text(b"C", _qualname(type(obj)))
             self.walk(base(obj))
-        elif callable(getattr(obj, "get_params", None)) and hasattr(obj, "__dict__"):
+        elif (
+            callable(getattr(obj, "get_params", None))
+            and hasattr(obj, "__dict__")
+            and _python_state_only(type(obj))
+        ):
             # A scikit-learn style estimator: hyper-parameters, fitted and private state.
             attrs = vars(obj).items()
             self._object_items(
                 b"E", obj, [kv for kv in attrs if kv[0] not in EXECUTION_ONLY_PARAMS]
             )
-        elif hasattr(obj, "__dict__") and not _custom_pickling(type(obj)):
+        elif (
+            hasattr(obj, "__dict__")
+            and not _custom_pickling(type(obj))
+            and _python_state_only(type(obj))
+        ):
             self._object_items(b"V", obj, vars(obj).items())
         else:
             self._reduced(obj)
