@@ -14,6 +14,7 @@ from mlrepro.core.manifest import Manifest
 from mlrepro.core.resolve import build
 from mlrepro.core.safe_text import strip_values
 from mlrepro.errors import DataError, ManifestError
+from mlrepro.pipeline.datachecks import id_feature_warnings
 from mlrepro.pipeline.features import SPLIT_COLUMN
 
 
@@ -148,4 +149,7 @@ def fit_model(
         "test_rows": int((~train).sum()),
         "classes": [jsonable(c) for c in model.classes_] if hasattr(model, "classes_") else None,
     }
+    warnings = id_feature_warnings(selected, manifest.source.order_by)
+    if warnings:
+        details["warnings"] = warnings
     return pipeline, details
