@@ -126,7 +126,13 @@ def predict_io(
     warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Predict from a file or query into a file or table; returns the summary."""
-    from mlrepro.predict.batchio import FileWriter, TableWriter, read_chunks, read_query_chunks
+    from mlrepro.predict.batchio import (
+        FileWriter,
+        TableWriter,
+        TextRejects,
+        read_chunks,
+        read_query_chunks,
+    )
 
     check_io(
         input=input,
@@ -154,7 +160,9 @@ def predict_io(
         assert output is not None
         writer = FileWriter(output, {"mlrepro_model_fingerprint": contract.model_fingerprint})
         target = str(output)
-    rejects_writer = FileWriter(rejects) if rejects is not None else None
+    rejects_writer: Any = FileWriter(rejects) if rejects is not None else None
+    if rejects_writer is not None and input is not None and Path(input).suffix.lower() == ".csv":
+        rejects_writer = TextRejects(rejects_writer, input, chunk_rows, encoding)
     options: dict[str, Any] = {
         "on_invalid": on_invalid,
         "keep": keep,
