@@ -106,3 +106,10 @@ class FingerprintError(MlreproError, TypeError):
 
     exit_code = EXIT_USAGE
     kind = "fingerprint"
+
+
+class ReadOnlyError(MlreproError):
+    """A command must write somewhere it cannot (a read-only mount, no permission)."""
+
+    exit_code = EXIT_USAGE
+    kind = "read-only"
