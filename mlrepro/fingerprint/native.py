@@ -73,23 +73,35 @@ def _catboost_json(obj: Any) -> Any:
     if isinstance(info, dict):
         model["model_info"] = {k: v for k, v in info.items() if k not in _CATBOOST_VOLATILE}
         params = model["model_info"].get("params")
-        if isinstance(params, str):  # a repr of nested dicts: drop the system options
+        if isinstance(params, dict):  # the training options: drop the execution-only ones
+            model["model_info"]["params"] = _without_execution(params)
+        elif params is not None:  # an older export: options as text we cannot filter
             model["model_info"].pop("params")
     return model
 
 
+def _without_execution(options: Any) -> Any:
+    """CatBoost training options without threads, logging and output settings."""
+    if isinstance(options, dict):
+        return {
+            k: _without_execution(v)
+            for k, v in options.items()
+            if k not in _CATBOOST_EXECUTION and k != "system_options"
+        }
+    if isinstance(options, list):
+        return [_without_execution(v) for v in options]
+    return options
+
+
 def _catboost(obj: Any) -> dict[str, Any]:
-    state = {
-        k: v
-        for k, v in vars(obj).items()
-        if k != "_object" and k not in ("_init_params", "_canonized_params")
+    # Only the parameters the user set and the model itself: the other Python attributes
+    # are caches derived from the model (pickling drops some and zeroes others).
+    params = vars(obj).get("_init_params")
+    state: dict[str, Any] = {
+        "params": {k: v for k, v in (params or {}).items() if k not in _CATBOOST_EXECUTION},
     }
-    for key in ("_init_params", "_canonized_params"):
-        params = vars(obj).get(key)
-        if isinstance(params, dict):
-            state[key] = {k: v for k, v in params.items() if k not in _CATBOOST_EXECUTION}
     fitted = bool(getattr(obj, "is_fitted", lambda: False)())
-    state["__model__"] = _catboost_json(obj) if fitted else None
+    state["model"] = _catboost_json(obj) if fitted else None
     return state
 
 
