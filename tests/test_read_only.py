@@ -4,9 +4,10 @@ work, writing ones say what cannot be written (issue 11, item 3).
 The copy is made really read-only, not just chmod-ed (root ignores file modes):
 - as root, the CLI runs in its own mount namespace with the copy bind-mounted read-only
   (``unshare -m`` + ``mount -o remount,bind,ro``), so every write gets EROFS;
+- as root without mount namespaces, the copy is ``chmod -R a-w`` and the CLI runs as the
+  unprivileged user ``nobody`` (``setpriv``), so writes get EACCES;
 - as another user, the copy is ``chmod -R a-w`` (writes get EACCES).
-Without either (a container without CAP_SYS_ADMIN running as root), the tests skip locally
-and fail in CI.
+Without any of these, the tests skip locally and fail in CI.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,12 +41,36 @@ def _can_mount() -> bool:
     return probe.returncode == 0
 
 
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+def _can_drop_to_nobody() -> bool:
+    if shutil.which("setpriv") is None:
+        return False
+    probe = subprocess.run(
+        [*NOBODY, sys.executable, "-c", "import mlrepro.cli.main"],
+        capture_output=True,
+        env=_env(),
+        cwd="/",
+    )
+    return probe.returncode == 0
+
+
 def _mode() -> str:
     if os.geteuid() != 0:
         return "chmod"
     if _can_mount():
         return "mount"
-    reason = "running as root without 'unshare -m' (CAP_SYS_ADMIN): cannot make a folder read-only"
+    if _can_drop_to_nobody():
+        return "nobody"
+    reason = (
+        "running as root without 'unshare -m' (CAP_SYS_ADMIN) or a Python that user nobody "
+        "can run (setpriv): cannot make a folder read-only"
+    )
     if in_ci():
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
@@ -56,25 +82,40 @@ class ReadOnly:
     def __init__(self, source: Path, view: Path) -> None:
         self.mode = _mode()
         self.source, self.view = source, view
-        if self.mode == "chmod":
-            self.view = source
-            for path in [source, *source.rglob("*")]:
-                path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-        else:
+        self.outside = view.parent / "outside"  # a writable folder for outputs
+        if self.mode == "nobody":  # a copy nobody can reach (pytest's tmp is 0700)
+            base = Path(tempfile.mkdtemp(prefix="mlrepro-ro-"))
+            base.chmod(0o755)
+            self.source = base / source.name
+            shutil.copytree(source, self.source)
+            self.outside = base / "outside"
+            self._base = base
+        if self.mode == "mount":
             view.mkdir(parents=True, exist_ok=True)
+        else:
+            self.view = self.source
+            for path in [self.source, *self.source.rglob("*")]:
+                path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        self.outside.mkdir(parents=True, exist_ok=True)
+        self.outside.chmod(0o777)
 
     def cli(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "mlrepro.cli.main", *map(str, args)]
         if self.mode == "mount":
             command = ["unshare", "-m", "sh", "-c", MOUNT, "sh", str(self.source), str(self.view)]
             command += [sys.executable, "-m", "mlrepro.cli.main", *map(str, args)]
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "NO_COLOR": "1", "COLUMNS": "200"}
-        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        elif self.mode == "nobody":
+            command = [*NOBODY, *command]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=300, env=_env(), cwd=self.outside
+        )
 
     def restore(self) -> None:
-        if self.mode == "chmod":
+        if self.mode != "mount":
             for path in [self.source, *self.source.rglob("*")]:
                 path.chmod(path.stat().st_mode | stat.S_IWUSR)
+        if self.mode == "nobody":
+            shutil.rmtree(self._base, ignore_errors=True)
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -100,10 +141,11 @@ def read_only_trained(copy_example, tmp_path):  # noqa: ANN201 - yields ReadOnly
     )
     assert ran.returncode == 0, ran.stderr
     ro = ReadOnly(project, tmp_path / "mnt")
-    before = _tree(project)
+    before = _tree(ro.source)
     yield ro
+    after = _tree(ro.source)
     ro.restore()
-    assert _tree(project) == before  # nothing was written, whatever the mode
+    assert after == before  # nothing was written, whatever the mode
 
 
 @pytest.mark.slow
@@ -125,8 +167,7 @@ def test_reading_commands_work_on_a_read_only_project(read_only_trained, tmp_pat
     online = ro.cli("verify", "-p", p)  # re-queries the (read-only) SQLite file
     assert online.returncode == 0, online.stdout + online.stderr
 
-    bundle = tmp_path / "out" / "model.mlrepro"
-    bundle.parent.mkdir()
+    bundle = ro.outside / "model.mlrepro"
     made = ro.cli("bundle", "-o", bundle, "-p", p, "--json")
     assert made.returncode == 0, made.stderr
     inspect = ro.cli("inspect", bundle)
@@ -162,9 +203,9 @@ def test_a_stale_read_only_project_names_the_stage(copy_example, tmp_path) -> No
     ro = ReadOnly(project, tmp_path / "mnt")
     try:
         result = ro.cli("run", "-p", ro.view)
+        assert not (ro.source / ".mlrepro").exists()
     finally:
         ro.restore()
     assert result.returncode == 2, result.stderr
     assert "stage 'extract' would run (never run)" in result.stderr
     assert f"the project folder {ro.view} is read-only" in result.stderr
-    assert not (project / ".mlrepro").exists()
