@@ -141,3 +141,83 @@ def test_constant_column_is_a_warning_in_lock_and_card(copy_example, capsys, tmp
     card = run_cli(capsys, "inspect", bundle)
     assert "## Warnings" in card.out and "column 'year' has the same value" in card.out
     assert run_cli(capsys, "verify", "--offline", "-p", project).code == 0
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def _pg_project(root: Path, url: str, order_by: list[str], query: str) -> Path:
+    root.mkdir()
+    manifest = {
+        "name": "pg-flights",
+        "source": {
+            "url": url,
+            "query": query,
+            "timestamp_column": "sched_dep",
+            "as_of": "2024-01-20T00:00:00Z",
+            "order_by": order_by,
+            "chunk_size": 300,
+        },
+        "target": "arr_delay",
+        "features": [
+            {
+                "name": "encode",
+                "transformer": "sklearn.preprocessing.OrdinalEncoder",
+                "params": {
+                    "handle_unknown": "use_encoded_value",
+                    "unknown_value": -1,
+                    "encoded_missing_value": -1,
+                },
+                "columns": ["carrier"],
+            }
+        ],
+        "model": {
+            "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
+            "params": {"max_iter": 20},
+        },
+    }
+    (root / "mlrepro.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return root
+
+
+@pytest.mark.postgres
+def test_postgres_join_order_by_and_limit(tmp_path, capsys, pg_clean_schema) -> None:
+    import sqlalchemy as sa
+
+    with pg_clean_schema.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE weather (hour timestamptz PRIMARY KEY, temp double precision);"
+                "INSERT INTO weather SELECT timestamptz '2024-01-01' + i * interval '1 hour', "
+                "CASE WHEN i % 11 = 0 THEN NULL ELSE 20 + i % 9 END "
+                "FROM generate_series(0, 24 * 31) AS i;"
+                "CREATE TABLE flights (flight_id integer PRIMARY KEY, sched_dep timestamptz, "
+                "carrier text, year integer, arr_delay double precision);"
+                "INSERT INTO flights SELECT i, timestamptz '2024-01-01' + i * interval '17 "
+                "minutes', (ARRAY['AA','DL','UA',NULL])[1 + i % 4], 2024, (i % 37) - 10.5 "
+                "FROM generate_series(1, 2400) AS i;"
+            )
+        )
+    join = (
+        "SELECT f.flight_id, f.sched_dep, f.carrier, f.year, w.temp, f.arr_delay "
+        "FROM flights f LEFT JOIN weather w ON w.hour = date_trunc('hour', f.sched_dep)"
+    )
+    url = pg_clean_schema.url
+    dup = _pg_project(tmp_path / "dup", url, ["carrier"], join)
+    result = run_cli(capsys, "extract", "-p", dup)
+    assert result.code == 3, result.err
+    assert "source.order_by [carrier] is not a unique key:" in result.err
+
+    limited = _pg_project(
+        tmp_path / "limit", url, ["flight_id"], join + " FETCH FIRST 10 ROWS ONLY"
+    )
+    result = run_cli(capsys, "run", "-p", limited)
+    assert result.code == 2 and "a top-level FETCH FIRST is not allowed" in result.err
+
+    good = _pg_project(tmp_path / "good", url, ["flight_id"], join)
+    result = run_cli(capsys, "run", "--json", "-p", good)
+    assert result.code == 0, result.err
+    features = next(s for s in result.json()["stages"] if s["stage"] == "features")
+    assert any("'year'" in w for w in features["warnings"])  # constant: a warning
+    verify = run_cli(capsys, "verify", "--json", "-p", good)
+    assert verify.code == 0, verify.out
