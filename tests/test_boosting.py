@@ -148,3 +148,41 @@ def test_catboost_dump_leaves_out_only_volatile_fields() -> None:
     info = form["model"]["model_info"]
     assert "model_guid" not in info and "train_finish_time" not in info
     assert form["model"]["oblivious_trees"]  # the trees themselves are in it
+
+
+# ------------------------------------------------------------------ parameters (item 2)
+
+
+def test_keyword_estimators_accept_their_own_parameters() -> None:
+    from mlrepro.core.resolve import build
+
+    prefixes = ("sklearn.", "lightgbm.", "xgboost.", "catboost.")
+    lgbm = build("lightgbm.LGBMClassifier", {"verbose": -1, "num_iterations": 5}, prefixes, "m", 0)
+    assert lgbm.get_params()["verbose"] == -1
+    xgb = build("xgboost.XGBClassifier", {"n_estimators": 5, "verbosity": 0}, prefixes, "m", 0)
+    assert xgb.get_params()["n_estimators"] == 5
+    cat = build("catboost.CatBoostClassifier", {"iterations": 5, "verbose": 0}, prefixes, "m", 0)
+    assert cat.get_params()["iterations"] == 5
+
+
+@pytest.mark.parametrize(
+    ("library", "params", "says"),
+    [
+        ("lightgbm", {"num_leaves": -1, "verbose": -1}, "num_leaves"),
+        ("catboost", {"depth": 99, "verbose": 0, "allow_writing_files": False}, "depth"),
+        ("xgboost", {"max_depth": -2, "verbosity": 0}, "max_depth"),
+    ],
+)
+def test_a_parameter_the_library_refuses_is_a_clear_error(
+    copy_example, capsys, library: str, params: dict, says: str
+) -> None:
+    project = _project(copy_example, library)
+    path = project / "mlrepro.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["model"]["params"] = params
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = run_cli(capsys, "run", "-p", project)
+    assert result.code == 2, result.err  # never 70
+    assert "manifest field 'model.params'" in result.err and "refused to train" in result.err
+    assert says.split("_")[0] in result.err.lower()
+    assert "hint: check model.params against the documentation" in result.err
