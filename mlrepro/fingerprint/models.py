@@ -21,7 +21,7 @@ from mlrepro.fingerprint.digest import (
     _qualname,
 )
 from mlrepro.fingerprint.frames import fingerprint_frame
-from mlrepro.fingerprint.native import NATIVE_MODULES, native_form
+from mlrepro.fingerprint.native import native_form, native_types
 
 #: Estimator attributes that change how a model is computed, never what it computes
 #: (scikit-learn's, and the thread/log settings of LightGBM, XGBoost and CatBoost).
@@ -95,7 +95,12 @@ class _Encoder:
     encoding of dict keys and set items, which are emitted in sorted encoded order).
     """
 
-    def __init__(self, hasher: blake3.blake3 | None, ancestors: dict[int, int]) -> None:
+    def __init__(
+        self,
+        hasher: blake3.blake3 | None,
+        ancestors: dict[int, int],
+        native: tuple[type, ...] | None = None,
+    ) -> None:
         self.hasher = hasher
         self.buf = bytearray()
         # Objects on the current path only: shared (non-cyclic) references are walked
@@ -103,6 +108,8 @@ class _Encoder:
         self.ancestors = ancestors
         self.np = sys.modules.get("numpy")
         self.pd = sys.modules.get("pandas")
+        # LightGBM/XGBoost/CatBoost model classes, if loaded (looked up once per walk)
+        self.native = native_types() if native is None else native
 
     def flush(self) -> None:
         if self.hasher is not None:
@@ -138,7 +145,7 @@ class _Encoder:
         del self.ancestors[id(obj)]
 
     def encoding(self, obj: Any) -> bytes:
-        sub = _Encoder(None, self.ancestors)
+        sub = _Encoder(None, self.ancestors, self.native)
         sub.walk(obj)
         return bytes(sub.buf)
 
@@ -263,8 +270,10 @@ class _Encoder:
             self.buf += b"I"
             self.walk(list(obj.names))
             self.walk(obj.to_numpy())
-        elif type(obj).__module__.partition(".")[0] in NATIVE_MODULES and (
-            (native := self._native(obj)) is not None
+        elif (
+            self.native
+            and isinstance(obj, self.native)
+            and ((native := self._native(obj)) is not None)
         ):
             if self._enter(obj):
                 self._text(b"X", _qualname(type(obj)))  # a boosting model's own dump

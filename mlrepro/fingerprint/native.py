@@ -17,9 +17,6 @@ import sys
 import tempfile
 from typing import Any
 
-#: Top-level modules whose models are encoded by their native dump.
-NATIVE_MODULES = frozenset({"lightgbm", "xgboost", "catboost"})
-
 # LightGBM model strings list every parameter as "[name: value]"; these only change how
 # fast or how loudly it trains.
 _LGBM_EXECUTION = ("[num_threads:", "[verbosity:", "[verbose:", "[n_jobs:")
@@ -45,10 +42,23 @@ _CATBOOST_EXECUTION = frozenset(
 )
 
 
-def _is(obj: Any, module: str, name: str) -> bool:
+_CLASSES = (("lightgbm", "Booster"), ("xgboost", "Booster"), ("catboost", "CatBoost"))
+
+
+def _class(module: str, name: str) -> type | None:
     mod = sys.modules.get(module)
     cls = getattr(mod, name, None) if mod is not None else None
-    return isinstance(cls, type) and isinstance(obj, cls)
+    return cls if isinstance(cls, type) else None
+
+
+def native_types() -> tuple[type, ...]:
+    """The model classes of the boosting libraries that are loaded (subclasses included)."""
+    return tuple(c for m, n in _CLASSES if (c := _class(m, n)) is not None)
+
+
+def _is(obj: Any, module: str, name: str) -> bool:
+    cls = _class(module, name)
+    return cls is not None and isinstance(obj, cls)
 
 
 def _lightgbm_booster(obj: Any) -> str:

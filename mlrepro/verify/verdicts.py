@@ -37,18 +37,6 @@ VERDICTS = (IDENTICAL, EQUIVALENT, DIFFERENT, SOURCE_CHANGED, TAMPERED, NEVER_RE
 FAILED = (DIFFERENT, SOURCE_CHANGED, TAMPERED, NEVER_RECORDED)
 
 
-def never_recorded(stage: str, lock_name: str) -> StageReport:
-    """The verdict of a manifest stage missing from the lock."""
-    return StageReport(
-        stage,
-        NEVER_RECORDED,
-        [
-            f"{stage}: never recorded: the manifest has this stage, but {lock_name} has no "
-            "record of it (it failed or never ran), so there is no recorded result to reproduce"
-        ],
-    )
-
-
 # Details (lock) compared per stage; the rest is covered by params and outputs.
 DETAIL_KEYS = {
     "extract": (),
@@ -102,6 +90,18 @@ class StageReport:
             "environment": self.environment,
             "duration_s": round(self.duration_s, 4),
         }
+
+
+def never_recorded(stage: str, lock_name: str) -> StageReport:
+    """The verdict of a manifest stage missing from the lock."""
+    return StageReport(
+        stage,
+        NEVER_RECORDED,
+        [
+            f"{stage}: never recorded: the manifest has this stage, but {lock_name} has no "
+            "record of it (it failed or never ran), so there is no recorded result to reproduce"
+        ],
+    )
 
 
 class Artifacts:
