@@ -21,7 +21,7 @@ PACKAGES = (
     "threadpoolctl",
 )
 #: Gradient-boosting libraries (tested as plugins): recorded when the project's plugins
-#: name them, or when they are loaded (a plugin module of your own may wrap one).
+#: name them (only then: whether some other code loaded them must not change the record).
 BOOSTING = ("lightgbm", "xgboost", "catboost")
 
 
@@ -42,9 +42,6 @@ def capture(
     with it does not report a plugin as "absent" just because nobody asked for it.
     """
     packages = {name: _version(name) for name in PACKAGES}
-    for name in BOOSTING:
-        if name in sys.modules:
-            packages[name] = _version(name)
     for name in also:
         packages[name] = _version(name)
     tops = {mod.split(".")[0] for mod in extra_modules}
