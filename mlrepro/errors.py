@@ -96,3 +96,20 @@ class ConcurrencyError(MlreproError):
 
     exit_code = EXIT_USAGE
     kind = "busy"
+
+
+class FingerprintError(MlreproError, TypeError):
+    """A fitted model holds an object that cannot be fingerprinted deterministically.
+
+    Also a ``TypeError``: callers that fingerprint arbitrary objects may catch either.
+    """
+
+    exit_code = EXIT_USAGE
+    kind = "fingerprint"
+
+
+class ReadOnlyError(MlreproError):
+    """A command must write somewhere it cannot (a read-only mount, no permission)."""
+
+    exit_code = EXIT_USAGE
+    kind = "read-only"

@@ -431,7 +431,9 @@ def _forest(seed=0, **params):
 
 
 def test_execution_only_params():
-    assert {"n_jobs", "verbose", "pre_dispatch", "memory", "_n_threads"} == EXECUTION_ONLY_PARAMS
+    sklearn_ones = {"n_jobs", "verbose", "pre_dispatch", "memory", "_n_threads"}
+    boosting_ones = {"verbosity", "nthread", "num_threads", "thread_count"}
+    assert sklearn_ones | boosting_ones == EXECUTION_ONLY_PARAMS
 
 
 def test_forest_refit_and_execution_params(regression_data):

@@ -62,6 +62,8 @@ class Console:
                 f"[green]{stage:<9}[/] ran in {payload.duration_s:.2f}s  {size}{extra}  "
                 f"[dim]{short(main.get('fingerprint'))}[/]{why}"
             )
+            for warning in payload.details.get("warnings", []) or []:
+                self.report("warn", stage, warning)
         elif event == "warn":
             from rich.markup import escape
 

@@ -76,7 +76,8 @@ def inspect(
 
     verified = fmt.read_verified(path, expect)
     meta = verified.metadata()
-    diff = env.diff(meta.get("environment", {}), env.capture())
+    recorded_env = meta.get("environment", {})
+    diff = env.diff(recorded_env, env.capture_like(recorded_env))
     if as_json:
         _emit_json(
             {

@@ -78,10 +78,17 @@ def _run_stages(
 
     m = manifest_mod.load(project)
     ui = Console(quiet=quiet or as_json)
-    with project_lock(m.root, wait):
+    with project_lock(m.root, wait) as held:
         runner = Runner(m, report=ui.report, progress=ui.progress)
+        if not held.writable:
+            pending = [s for s in runner.status() if force or s.state != "up to date"]
+            pending = [s for s in pending if stages is None or s.stage in stages]
+            if pending:
+                first = pending[0]
+                why = "--force" if force else (first.reason or first.state)
+                raise held.refuse(f"stage '{first.stage}' would run ({why})")
         results = runner.run(stages, force=force)
-        if stages is None:
+        if stages is None and held.writable:
             runner.finish()
     if as_json:
         _emit_json({"project": m.name, "stages": [r.to_dict() for r in results]})

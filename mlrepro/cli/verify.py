@@ -8,9 +8,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mlrepro.verify.verdicts import SKIPPED
+from mlrepro.verify.verdicts import NEVER_RECORDED, SKIPPED
 
 COLORS = {
+    NEVER_RECORDED: "red",
     "identical": "green",
     "equivalent": "cyan",
     "different": "red",
@@ -105,10 +106,20 @@ def hint_for(stage: Any) -> str:
             "restore the file from where the project was recorded, or rebuild it with "
             "'mlrepro run --force'"
         )
+    if stage.verdict == NEVER_RECORDED:
+        return (
+            f"'{stage.stage}' has no record in mlrepro.lock: run 'mlrepro run' until every "
+            "stage succeeds (fix the error it reports), then commit the new lock"
+        )
     if stage.verdict == "source changed" and stage.stage == "extract":
+        # 'mlrepro run' would skip extract: its key (query, as_of, parameters) is unchanged
+        # and the recorded snapshot *is* the record of that as_of. Only a forced extract
+        # re-queries.
         return (
             "rows at or before as_of were back-filled, edited or deleted in the database: "
-            "restore them, or record a new snapshot with 'mlrepro run' and commit the new lock"
+            "restore them, or re-query and record a new snapshot with 'mlrepro extract "
+            "--force', then 'mlrepro run' to rebuild the stages after it, and commit the new "
+            "lock"
         )
     if stage.verdict == "source changed":
         return "the prediction input changed: restore it, or re-run 'mlrepro predict'"

@@ -13,11 +13,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mlrepro.errors import EXIT_ARTIFACT, MlreproError
+from mlrepro.errors import EXIT_ARTIFACT, MlreproError, ReadOnlyError
 
 TMP_PREFIX = ".tmp-"
 # ENOSPC: disk full; EDQUOT: quota exceeded; EFBIG: file size limit (ulimit -f)
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# EROFS: a read-only mount; EACCES / EPERM: no write permission
+_READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class DiskFullError(MlreproError):
@@ -30,6 +32,25 @@ def is_disk_full(exc: BaseException) -> bool:
     if not isinstance(exc, OSError):
         return False
     return exc.errno in _FULL_ERRNOS or "No space left on device" in str(exc)
+
+
+def is_not_writable(exc: BaseException) -> bool:
+    """True for an OSError that means "this place cannot be written"."""
+    return isinstance(exc, OSError) and exc.errno in _READ_ONLY_ERRNOS
+
+
+def not_writable_error(folder: Path, exc: OSError | None = None) -> ReadOnlyError:
+    why = (
+        "it is on a read-only file system"
+        if exc is not None and exc.errno == errno.EROFS
+        else ("this user has no permission to write there")
+    )
+    return ReadOnlyError(
+        f"cannot write to {folder}: {why}",
+        hint="run the command on a writable copy of the project (or point -o/--output "
+        "elsewhere); status, verify --offline, bundle and a run with nothing to do work on "
+        "a read-only project",
+    )
 
 
 def disk_full_error(what: str) -> DiskFullError:
@@ -70,8 +91,13 @@ _FILE_MODE = 0o666 & ~_umask()
 
 
 def _new_temp(folder: Path, suffix: str = "") -> Path:
-    _make_dirs(folder)
-    fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=suffix, dir=folder)
+    try:
+        _make_dirs(folder)
+        fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=suffix, dir=folder)
+    except OSError as exc:
+        if is_not_writable(exc):
+            raise not_writable_error(folder, exc) from None
+        raise
     try:
         if hasattr(os, "fchmod"):  # POSIX
             os.fchmod(fd, _FILE_MODE)

@@ -145,6 +145,71 @@ def _to_batch(rows: list[Any], columns: list[str], schema: Any) -> Any:
     return pa.RecordBatch.from_arrays(arrays, names=columns)
 
 
+class KeyCheck:
+    """Counts rows whose ``order_by`` key equals the row before them.
+
+    The rows arrive sorted by the key, so equal keys are adjacent: one streaming pass, also
+    across chunk boundaries. NULL keys count as equal to each other (their order is just as
+    undefined).
+    """
+
+    def __init__(self, columns: tuple[str, ...]) -> None:
+        self.columns = columns
+        self.rows = 0
+        self.repeats = 0
+        self.first: int | None = None  # snapshot row of the first repeat
+        self._last: list[Any] | None = None  # the previous chunk's last key (1-row arrays)
+
+    def update(self, batch: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = batch.num_rows
+        if n == 0:
+            return
+        same = None
+        for i, name in enumerate(self.columns):
+            col = batch.column(name)
+            if self._last:
+                last = self._last[i]
+                if last.type != col.type:  # an all-NULL first chunk: its type is null
+                    last = last.cast(col.type) if pa.types.is_null(last.type) else last
+                    col = col.cast(last.type) if last.type != col.type else col
+                prev, cur = pa.concat_arrays([last, col[:-1]]), col
+            else:
+                prev, cur = col[:-1], col[1:]
+            if len(cur) == 0:
+                same = pa.array([], pa.bool_())
+                break
+            both_null = pc.and_(pc.is_null(prev), pc.is_null(cur))
+            if pa.types.is_null(cur.type):
+                eq = both_null
+            else:
+                eq = pc.or_(pc.fill_null(pc.equal(prev, cur), False), both_null)
+            same = eq if same is None else pc.and_(same, eq)
+        if same is not None and len(same):
+            count = pc.sum(same).as_py() or 0
+            if count and self.first is None:
+                offset = 0 if self._last else 1
+                self.first = self.rows + offset + pc.index(same, True).as_py()
+            self.repeats += count
+        self._last = [batch.column(name)[-1:] for name in self.columns]
+        self.rows += n
+
+    def check(self) -> None:
+        if not self.repeats:
+            return
+        keys = ", ".join(self.columns)
+        first = self.first or 0
+        raise DataError(
+            f"source.order_by [{keys}] is not a unique key: {self.repeats} of {self.rows} rows "
+            f"have the same key as the row before them (first: snapshot rows {first - 1} and "
+            f"{first}), so the database may return them in any order and the snapshot is not "
+            "reproducible",
+            hint="add columns to source.order_by until it is unique (e.g. the table's primary key)",
+        )
+
+
 def _stream(
     conn: Any, source: Source, dialect: Any, on_progress: Callable[[int], None] | None
 ) -> Iterator[Any]:
@@ -157,15 +222,18 @@ def _stream(
     result = conn.execution_options(stream_results=True, yield_per=source.chunk_size)
     result = result.execute(sa.text(sql), params)
     schema = None
+    keys = KeyCheck(source.order_by)
     for part in result.partitions(source.chunk_size):
         batch = _to_batch(part, columns, schema)
         if schema is None:
             schema = batch.schema
+        keys.update(batch)
         if on_progress:
             on_progress(batch.num_rows)
         yield batch
     if schema is None:
         yield _to_batch([], columns, None)
+    keys.check()
 
 
 def iter_batches(

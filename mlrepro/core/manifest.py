@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrepro.core import metrics as metric_names
+from mlrepro.core.sqltext import check_source_query
 from mlrepro.errors import ManifestError
 
 MANIFEST_NAME = "mlrepro.yaml"
@@ -231,7 +232,7 @@ def _source(data: Any) -> Source:
         raise _fail("source.chunk_size", "a positive integer", chunk)
     return Source(
         url=_str("source.url", data["url"]),
-        query=_str("source.query", data["query"]),
+        query=check_source_query(_str("source.query", data["query"])),
         timestamp_column=_str("source.timestamp_column", data["timestamp_column"]),
         as_of=as_of,
         order_by=_str_list("source.order_by", data["order_by"]),

@@ -84,6 +84,18 @@ def _resolve_value(value: Any, prefixes: tuple[str, ...], where: str, seed: int)
     return value
 
 
+def takes_any_keyword(cls: Any) -> bool:
+    """True for classes whose constructor takes ``**kwargs`` (LightGBM, XGBoost, CatBoost).
+
+    Their parameters cannot be checked against the signature: the library checks them.
+    """
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
 def accepted_params(cls: Any) -> list[str]:
     try:
         sig = inspect.signature(cls.__init__)
@@ -106,7 +118,7 @@ def build(
             f"manifest field '{field(where)}': '{path}' is not a class",
             hint="name an estimator class",
         )
-    accepted = accepted_params(cls)
+    accepted = [] if takes_any_keyword(cls) else accepted_params(cls)
     for name in params:
         if accepted and name not in accepted:
             close = difflib.get_close_matches(name, accepted, n=1)
@@ -125,7 +137,7 @@ def build(
     except (TypeError, ValueError) as exc:
         raise ManifestError(
             f"manifest field '{field(where)}': cannot create {cls.__name__}: {exc}",
-            hint="check the parameters against the scikit-learn documentation",
+            hint=f"check the parameters against the documentation of {path}",
         ) from None
     seed_estimator(est, seed, where, explicit=set(params))
     return est

@@ -43,7 +43,8 @@ __all__ = [
 Records = Union["pd.DataFrame", Mapping[str, Any], Sequence[Mapping[str, Any]]]
 
 # Packages whose version can change what a pickled pipeline predicts.
-_RESULT_PACKAGES = ("scikit-learn", "numpy", "scipy", "joblib")
+_BOOSTING = ("lightgbm", "xgboost", "catboost")  # only when the bundle's model used one
+_RESULT_PACKAGES = ("scikit-learn", "numpy", "scipy", "joblib", *_BOOSTING)
 
 
 class IgnoredColumnsWarning(UserWarning):
@@ -329,7 +330,9 @@ class Bundle:
         """Differences between the training environment and this one, e.g. package versions."""
         from mlrepro.core import env
 
-        return env.diff(dict(self.metadata.environment), env.capture())
+        return env.diff(
+            dict(self.metadata.environment), env.capture_like(dict(self.metadata.environment))
+        )
 
 
 def _reasons(rejects: pd.DataFrame) -> dict[int, str]:
@@ -369,11 +372,12 @@ def _unpickle(data: bytes, path: Path) -> Any:
 def _check_environment(metadata: BundleMetadata) -> None:
     from mlrepro.core import env
 
-    now, then = env.capture(), metadata.environment
+    now, then = env.capture_like(dict(metadata.environment)), metadata.environment
     diffs = [
         f"{name} {then.get('packages', {}).get(name)} -> {now['packages'].get(name)}"
         for name in _RESULT_PACKAGES
-        if then.get("packages", {}).get(name) != now["packages"].get(name)
+        if (name not in _BOOSTING or name in then.get("packages", {}))
+        and then.get("packages", {}).get(name) != now["packages"].get(name)
     ]
     if then.get("python") and then.get("python") != now["python"]:
         diffs.insert(0, f"Python {then['python']} -> {now['python']}")

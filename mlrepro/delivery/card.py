@@ -48,6 +48,11 @@ def metadata(manifest: Any, lock: dict[str, Any]) -> dict[str, Any]:
             for stage in TRAINED_STAGES
         },
         "stage_keys": {stage: stages[stage]["key"] for stage in TRAINED_STAGES},
+        "warnings": [
+            f"{stage}: {w}"
+            for stage in ("features", "train")
+            for w in stages[stage].get("details", {}).get("warnings", []) or []
+        ],
         "trained_at": train.get("started_at"),
         "environment": train.get("environment", {}),
         "mlrepro_version": __version__,
@@ -63,6 +68,17 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return lines
+
+
+def _warnings(warnings: list[str]) -> list[str]:
+    if not warnings:
+        return []
+    return ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
+
+
+def _plugin_versions(pkgs: dict[str, Any]) -> str:
+    names = ("lightgbm", "xgboost", "catboost")
+    return "".join(f", {n} {pkgs[n]}" for n in names if pkgs.get(n))
 
 
 def render(meta: dict[str, Any], schema_yaml: str) -> str:
@@ -83,8 +99,8 @@ def render(meta: dict[str, Any], schema_yaml: str) -> str:
             ("Trained at", meta.get("trained_at") or "?"),
             (
                 "Environment",
-                f"Python {env.get('python', '?')}, scikit-learn {pkgs.get('scikit-learn', '?')}, "
-                f"mlrepro {meta['mlrepro_version']}",
+                f"Python {env.get('python', '?')}, scikit-learn {pkgs.get('scikit-learn', '?')}"
+                f"{_plugin_versions(pkgs)}, mlrepro {meta['mlrepro_version']}",
             ),
         ],
     )
@@ -128,6 +144,7 @@ def render(meta: dict[str, Any], schema_yaml: str) -> str:
         + ", ".join(f"`{f}`" for f in meta["features"])
         + ".",
         "",
+        *_warnings(meta.get("warnings") or []),
         "## Parameters",
         "",
         *_table(("parameter", "value"), sorted(meta["hyperparameters"].items())),

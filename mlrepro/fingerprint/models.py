@@ -10,6 +10,7 @@ from typing import Any
 
 import blake3
 
+from mlrepro.errors import FingerprintError
 from mlrepro.fingerprint.digest import (
     _BLOCK,
     _F64,
@@ -20,10 +21,22 @@ from mlrepro.fingerprint.digest import (
     _qualname,
 )
 from mlrepro.fingerprint.frames import fingerprint_frame
+from mlrepro.fingerprint.native import native_form, native_types
 
-#: Estimator attributes that change how a model is computed, never what it computes.
+#: Estimator attributes that change how a model is computed, never what it computes
+#: (scikit-learn's, and the thread/log settings of LightGBM, XGBoost and CatBoost).
 EXECUTION_ONLY_PARAMS: frozenset[str] = frozenset(
-    {"n_jobs", "verbose", "pre_dispatch", "memory", "_n_threads"}
+    {
+        "n_jobs",
+        "verbose",
+        "pre_dispatch",
+        "memory",
+        "_n_threads",
+        "verbosity",
+        "nthread",
+        "num_threads",
+        "thread_count",
+    }
 )
 
 # --------------------------------------------------------------------------------- models
@@ -47,11 +60,38 @@ _CONTAINER_TAGS: dict[type, bytes] = {
 }
 
 
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined by a class statement
+
+
+def _python_state_only(cls: type) -> bool:
+    """True if every class in the MRO (but ``object``) is a Python class.
+
+    Only then is ``vars(obj)`` all of its state: a C base (a file, a lock, a native model)
+    keeps state ``__dict__`` does not show, which pickling must reveal or refuse.
+    """
+    return all(b.__flags__ & _HEAPTYPE for b in cls.__mro__[:-1])
+
+
 def _custom_pickling(cls: type) -> bool:
     return any(
         getattr(cls, name, None) is not getattr(object, name, None)
         for name in ("__reduce_ex__", "__reduce__", "__getstate__")
     )
+
+
+class _Refused(Exception):
+    """An object that cannot be encoded; ``path`` is filled in while unwinding."""
+
+    def __init__(self, type_name: str, why: str) -> None:
+        super().__init__(type_name)
+        self.type_name = type_name
+        self.why = why
+        self.path: list[str] = []
+
+
+def _key_text(key: Any) -> str:
+    text = repr(key)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class _Encoder:
@@ -61,7 +101,12 @@ class _Encoder:
     encoding of dict keys and set items, which are emitted in sorted encoded order).
     """
 
-    def __init__(self, hasher: blake3.blake3 | None, ancestors: dict[int, int]) -> None:
+    def __init__(
+        self,
+        hasher: blake3.blake3 | None,
+        ancestors: dict[int, int],
+        native: tuple[type, ...] | None = None,
+    ) -> None:
         self.hasher = hasher
         self.buf = bytearray()
         # Objects on the current path only: shared (non-cyclic) references are walked
@@ -69,6 +114,8 @@ class _Encoder:
         self.ancestors = ancestors
         self.np = sys.modules.get("numpy")
         self.pd = sys.modules.get("pandas")
+        # LightGBM/XGBoost/CatBoost model classes, if loaded (looked up once per walk)
+        self.native = native_types() if native is None else native
 
     def flush(self) -> None:
         if self.hasher is not None:
@@ -76,7 +123,12 @@ class _Encoder:
             self.buf.clear()
 
     def _raw(self, data: Any) -> None:
-        """Large payloads go straight to the hasher instead of through ``buf``."""
+        """Large payloads go straight to the hasher instead of through ``buf``.
+
+        Always as a byte view: ``bytearray += ndarray`` would add element-wise (numpy
+        broadcasting), not append.
+        """
+        data = memoryview(data).cast("B")
         if self.hasher is None:
             self.buf += data
         else:
@@ -99,7 +151,7 @@ class _Encoder:
         del self.ancestors[id(obj)]
 
     def encoding(self, obj: Any) -> bytes:
-        sub = _Encoder(None, self.ancestors)
+        sub = _Encoder(None, self.ancestors, self.native)
         sub.walk(obj)
         return bytes(sub.buf)
 
@@ -132,16 +184,36 @@ class _Encoder:
             return
         self.buf += _CONTAINER_TAGS[base] + _U64.pack(len(obj))
         if base is dict:
-            items = sorted(((self.encoding(k), v) for k, v in obj.items()), key=itemgetter(0))
-            for key, value in items:
-                self.buf += key
-                self.walk(value)
+            items = []
+            for k, v in obj.items():
+                try:
+                    items.append((self.encoding(k), k, v))
+                except _Refused as exc:
+                    exc.path.insert(0, f"<key {_key_text(k)}>")
+                    raise
+            items.sort(key=itemgetter(0))
+            for encoded, key, value in items:
+                self.buf += encoded
+                try:
+                    self.walk(value)
+                except _Refused as exc:
+                    exc.path.insert(0, f"[{_key_text(key)}]")
+                    raise
         elif base is set or base is frozenset:
-            for item in sorted(self.encoding(x) for x in obj):
+            try:
+                encoded_items = sorted(self.encoding(x) for x in obj)
+            except _Refused as exc:
+                exc.path.insert(0, "<set item>")
+                raise
+            for item in encoded_items:
                 self.buf += item
         else:
-            for item in obj:
-                self.walk(item)
+            for i, item in enumerate(obj):
+                try:
+                    self.walk(item)
+                except _Refused as exc:
+                    exc.path.insert(0, f"[{i}]")
+                    raise
         self._leave(obj)
 
     def _array(self, arr: Any) -> None:
@@ -157,8 +229,12 @@ class _Encoder:
         elif arr.dtype.hasobject or arr.dtype.kind == "T":
             # Object and StringDType buffers hold pointers: walk the elements instead.
             self.buf += b"o" + shape
-            for item in arr.reshape(-1):
-                self.walk(item)
+            for i, item in enumerate(arr.reshape(-1)):
+                try:
+                    self.walk(item)
+                except _Refused as exc:
+                    exc.path.insert(0, f"[flat {i}]")
+                    raise
         else:
             if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not _LITTLE_ENDIAN):
                 arr = arr.astype(arr.dtype.newbyteorder("<"))
@@ -176,7 +252,11 @@ class _Encoder:
         self.buf += _U64.pack(len(items))
         for name, value in items:
             self._text(b"s", name)
-            self.walk(value)
+            try:
+                self.walk(value)
+            except _Refused as exc:
+                exc.path.insert(0, f".{name}")
+                raise
         self._leave(obj)
 
     def _other(self, obj: Any) -> None:
@@ -197,6 +277,15 @@ class _Encoder:
             self.buf += b"I"
             self.walk(list(obj.names))
             self.walk(obj.to_numpy())
+        elif (
+            self.native
+            and isinstance(obj, self.native)
+            and ((native := self._native(obj)) is not None)
+        ):
+            if self._enter(obj):
+                self._text(b"X", _qualname(type(obj)))  # a boosting model's own dump
+                self.walk(native)
+                self._leave(obj)
         elif isinstance(obj, _CALLABLES):
             self._text(b"q", _qualname(obj))
         elif isinstance(obj, enum.Enum):
@@ -214,16 +303,30 @@ class _Encoder:
         elif scalar := next((b for b in (str, int, float, bytes) if isinstance(obj, b)), None):
             self._text(b"C", _qualname(type(obj)))
             self.walk(scalar(obj))
-        elif callable(getattr(obj, "get_params", None)) and hasattr(obj, "__dict__"):
+        elif (
+            callable(getattr(obj, "get_params", None))
+            and hasattr(obj, "__dict__")
+            and _python_state_only(type(obj))
+        ):
             # A scikit-learn style estimator: hyper-parameters, fitted and private state.
             attrs = vars(obj).items()
             self._object_items(
                 b"E", obj, [kv for kv in attrs if kv[0] not in EXECUTION_ONLY_PARAMS]
             )
-        elif hasattr(obj, "__dict__") and not _custom_pickling(type(obj)):
+        elif (
+            hasattr(obj, "__dict__")
+            and not _custom_pickling(type(obj))
+            and _python_state_only(type(obj))
+        ):
             self._object_items(b"V", obj, vars(obj).items())
         else:
             self._reduced(obj)
+
+    def _native(self, obj: Any) -> Any:
+        try:
+            return native_form(obj)
+        except Exception as exc:  # a library that cannot dump its model
+            raise _Refused(_qualname(type(obj)), f"its model dump failed ({exc})") from None
 
     def _reduced(self, obj: Any) -> None:
         # Whatever pickle would store (e.g. a Cython Tree: class, shape args, node arrays),
@@ -231,7 +334,7 @@ class _Encoder:
         try:
             reduced = obj.__reduce_ex__(4)
         except Exception as exc:
-            raise TypeError(f"fingerprint_model: cannot encode {_qualname(type(obj))}") from exc
+            raise _Refused(_qualname(type(obj)), f"it cannot be pickled ({exc})") from None
         if isinstance(reduced, str):  # a module-level singleton
             self._text(b"q", f"{getattr(obj, '__module__', None)}.{reduced}")
             return
@@ -254,6 +357,15 @@ def fingerprint_model(obj: Any) -> str:
     """
     hasher = _hasher()
     encoder = _Encoder(hasher, {})
-    encoder.walk(obj)
+    try:
+        encoder.walk(obj)
+    except _Refused as exc:
+        where = "".join(exc.path) or "(the object itself)"
+        raise FingerprintError(
+            f"cannot fingerprint the fitted state: {type(obj).__name__}{''.join(exc.path)} "
+            f"is a {exc.type_name}, which mlrepro cannot encode deterministically: {exc.why}",
+            hint=f"keep objects like {exc.type_name} out of the fitted model (attribute "
+            f"{where}), or store them in a picklable, plain form",
+        ) from None
     encoder.flush()
     return _finish(hasher)

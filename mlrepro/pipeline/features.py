@@ -117,7 +117,7 @@ def fit_features(snapshot: pd.DataFrame, manifest: Manifest) -> tuple[Any, pd.Da
         steps.append((step.name, est, step.columns))
     transformer = FeatureSteps(steps)
     X = snapshot[cols]
-    check_inputs(X, train)
+    warnings = check_inputs(X, train)
     try:
         transformer.fit(X.loc[train], y.loc[train])
         out = transformer.transform(X)
@@ -142,4 +142,6 @@ def fit_features(snapshot: pd.DataFrame, manifest: Manifest) -> tuple[Any, pd.Da
         "train_rows": int(train.sum()),
         "test_rows": int((~train).sum()),
     }
+    if warnings:
+        details["warnings"] = warnings
     return transformer, matrix, details

@@ -49,6 +49,7 @@ class StageResult:
             "reason": self.reason,
             "duration_s": round(self.duration_s, 4),
             "outputs": self.outputs,
+            "warnings": list(self.details.get("warnings", [])),
         }
 
 

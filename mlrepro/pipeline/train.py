@@ -14,6 +14,7 @@ from mlrepro.core.manifest import Manifest
 from mlrepro.core.resolve import build
 from mlrepro.core.safe_text import strip_values
 from mlrepro.errors import DataError, ManifestError
+from mlrepro.pipeline.datachecks import id_feature_warnings
 from mlrepro.pipeline.features import SPLIT_COLUMN
 
 
@@ -77,6 +78,22 @@ def open_categories(transformer: Any) -> list[str]:
     return [c for c in inputs if c in open_cols]
 
 
+def _from_plugin(exc: BaseException, plugins: tuple[str, ...]) -> bool:
+    """True for an error raised by a plugin library (its class lives in a plugin module)."""
+    module = type(exc).__module__ or ""
+    top = module.split(".")[0].lstrip("_")  # catboost's error lives in '_catboost'
+    return any(top == p.split(".")[0] for p in plugins)
+
+
+def _plugin_refused(exc: BaseException, manifest: Manifest) -> ManifestError:
+    est = manifest.model.estimator
+    return ManifestError(
+        f"manifest field 'model.params': {est} refused to train: {strip_values(exc)}",
+        hint=f"check model.params against the documentation of {est} (a parameter value, "
+        "or what it needs of the data, e.g. numeric features)",
+    )
+
+
 def fit_model(
     matrix: pd.DataFrame, transformer: Any, selector: Any, manifest: Manifest, task: str
 ) -> tuple[Any, dict[str, Any]]:
@@ -99,6 +116,8 @@ def fit_model(
     try:
         model.fit(X.loc[train], y.loc[train])
     except (ValueError, TypeError) as exc:
+        if _from_plugin(exc, manifest.plugins):
+            raise _plugin_refused(exc, manifest) from None
         first = strip_values(exc)
         if type(exc).__name__ == "InvalidParameterError":
             raise ManifestError(
@@ -108,6 +127,12 @@ def fit_model(
         if non_numeric:
             hint = f"columns {non_numeric[:5]} are not numeric: add an encoder feature step"
         raise DataError(f"training failed: {first}", hint=hint) from None
+    except Exception as exc:
+        if not _from_plugin(exc, manifest.plugins):
+            raise
+        # LightGBMError, CatBoostError: not ValueErrors, but the library refusing a
+        # parameter value (or, rarely, the data): a message, not an internal error.
+        raise _plugin_refused(exc, manifest) from None
     X_test, y_test = X.loc[~train], y.loc[~train]
     names = manifest.model.metrics or metric_fns.DEFAULTS[task]
     valid = metric_fns.REGRESSION if task == "regression" else metric_fns.CLASSIFICATION
@@ -148,6 +173,9 @@ def fit_model(
         "test_rows": int((~train).sum()),
         "classes": [jsonable(c) for c in model.classes_] if hasattr(model, "classes_") else None,
     }
+    warnings = id_feature_warnings(selected, manifest.source.order_by)
+    if warnings:
+        details["warnings"] = warnings
     return pipeline, details
 
 

@@ -276,3 +276,56 @@ def predictions_writer(
         return TableWriter(url, table, root)
     assert output is not None
     return FileWriter(output, {"mlrepro_model_fingerprint": model_fingerprint})
+
+
+class TextRejects:
+    """A rejects writer that puts back each rejected cell's text as the CSV file holds it.
+
+    The rows handed to ``write`` were parsed for the model: an integer cell of a column that
+    also holds ``inf`` comes back as ``7.0``. This reads the same file again, every cell as
+    text (only as far as the last rejected row, in order), and replaces the input columns of
+    the rejected rows with it. An empty cell stays missing.
+    """
+
+    def __init__(self, writer: Any, path: Path, chunk_rows: int, encoding: str = "utf-8") -> None:
+        self.writer = writer
+        self.path, self.chunk_rows, self.encoding = Path(path), chunk_rows, encoding
+        self._reader: Any = None
+        self._chunk: pd.DataFrame | None = None
+        self._start = 0  # input row number of the first row of ``_chunk``
+
+    def _text_rows(self, rows: list[int]) -> pd.DataFrame:
+        if self._reader is None:
+            self._reader = iter(
+                pd.read_csv(
+                    self.path,
+                    chunksize=self.chunk_rows,
+                    encoding=self.encoding,
+                    dtype=str,
+                    keep_default_na=False,
+                    na_values=[""],
+                )
+            )
+        parts = []
+        for row in rows:
+            while self._chunk is None or row >= self._start + len(self._chunk):
+                if self._chunk is not None:
+                    self._start += len(self._chunk)
+                self._chunk = next(self._reader)
+            parts.append(self._chunk.iloc[row - self._start])
+        return pd.DataFrame(parts).reset_index(drop=True)
+
+    def write(self, df: pd.DataFrame) -> None:
+        if len(df):
+            text = self._text_rows([int(r) for r in df["row"]])
+            df = df.reset_index(drop=True).copy()
+            for col in df.columns:
+                if col in text.columns and col not in ("row", "reason"):
+                    df[col] = text[col].astype("string").to_numpy()
+        self.writer.write(df)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()

@@ -127,6 +127,7 @@ def predict_io(
     """Predict from a file or query into a file or table; returns the summary."""
     from mlrepro.predict.batchio import (
         FileWriter,
+        TextRejects,
         predictions_writer,
         read_chunks,
         read_query_chunks,
@@ -159,7 +160,9 @@ def predict_io(
         model_fingerprint=contract.model_fingerprint,
     )
     target = f"table {table}" if table is not None else str(output)
-    rejects_writer = FileWriter(rejects) if rejects is not None else None
+    rejects_writer: Any = FileWriter(rejects) if rejects is not None else None
+    if rejects_writer is not None and input is not None and Path(input).suffix.lower() == ".csv":
+        rejects_writer = TextRejects(rejects_writer, input, chunk_rows, encoding)
     options: dict[str, Any] = {
         "on_invalid": on_invalid,
         "keep": keep,

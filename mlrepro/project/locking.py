@@ -3,6 +3,10 @@
 The lock is an OS file lock (``flock``), released by the kernel when its holder dies, so a
 run killed with SIGKILL never blocks the next one. Whoever takes the lock first removes the
 temp files such a killed run left behind.
+
+A project this process cannot write (a read-only mount, a release folder owned by someone
+else) gets no lock: nothing will be written, so there is nothing to serialise. The caller
+learns it from ``Held.writable`` and refuses what would write, naming the path.
 """
 
 from __future__ import annotations
@@ -10,27 +14,72 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlrepro.core import atomic
-from mlrepro.errors import ConcurrencyError
+from mlrepro.errors import ConcurrencyError, ReadOnlyError
 from mlrepro.project.store import STORE_DIR
 
 LOCK_FILE = "project.lock"
 
 
+@dataclass(frozen=True)
+class Held:
+    """What ``project_lock`` got: the lock, or a read-only project (no lock needed)."""
+
+    root: Path
+    writable: bool
+
+    def refuse(self, what: str) -> ReadOnlyError:
+        """The error for an operation that would write into a read-only project."""
+        where = self.root / STORE_DIR if (self.root / STORE_DIR).is_dir() else self.root
+        return ReadOnlyError(
+            f"{what}, but the project folder {where} is read-only (cannot write "
+            f"{STORE_DIR}/ or mlrepro.lock)",
+            hint="run it on a writable copy of the project; a run with nothing to do, "
+            "status, verify --offline and bundle -o ELSEWHERE work on a read-only project",
+        )
+
+
+def _writable(root: Path) -> bool:
+    folder = root / STORE_DIR
+    target = folder if folder.is_dir() else root
+    return os.access(target, os.W_OK) and os.access(root, os.W_OK)
+
+
 @contextlib.contextmanager
-def project_lock(root: Path, wait: float = 0.0) -> Iterator[None]:
-    """Hold the project's write lock; fail fast (or after ``wait`` seconds) if taken."""
+def project_lock(root: Path, wait: float = 0.0) -> Iterator[Held]:
+    """Hold the project's write lock; fail fast (or after ``wait`` seconds) if taken.
+
+    A project that cannot be written yields ``Held(writable=False)`` without a lock.
+    """
+    root = Path(root)
+    lock = _acquire(root, wait) if _writable(root) else None
+    if lock is None:  # read-only: nothing will be written, so nothing to serialise
+        yield Held(root, writable=False)
+        return
+    try:
+        with contextlib.suppress(OSError):
+            (root / STORE_DIR / LOCK_FILE).write_text(str(os.getpid()))
+        clean_leftovers(root)
+        yield Held(root, writable=True)
+    finally:
+        lock.release()
+
+
+def _acquire(root: Path, wait: float) -> Any:
+    """The acquired FileLock, or None when the project turns out not to be writable."""
     from filelock import FileLock, Timeout
 
-    folder = Path(root) / STORE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = root / STORE_DIR
     path = folder / LOCK_FILE
-    lock = FileLock(str(path) + ".flock", timeout=wait)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path) + ".flock", timeout=wait)
         lock.acquire()
-    except Timeout:
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
         holder = ""
         with contextlib.suppress(OSError):
             holder = path.read_text().strip()
@@ -39,13 +88,11 @@ def project_lock(root: Path, wait: float = 0.0) -> Iterator[None]:
             "project",
             hint="wait for it to finish, or pass --wait SECONDS to queue behind it",
         ) from None
-    try:
-        with contextlib.suppress(OSError):
-            path.write_text(str(os.getpid()))
-        clean_leftovers(Path(root))
-        yield
-    finally:
-        lock.release()
+    except OSError as exc:
+        if atomic.is_not_writable(exc):
+            return None
+        raise
+    return lock
 
 
 def clean_leftovers(root: Path) -> int:

@@ -51,6 +51,7 @@ from mlrepro.verify.verdicts import (
     Artifacts,
     StageReport,
     judge,
+    never_recorded,
 )
 
 
@@ -197,7 +198,7 @@ class _Session:
     def verify_stage(self, stage: str) -> StageReport:
         rec = self.recorded["stages"].get(stage)
         if rec is None:
-            return _skipped(stage, f"not recorded in {lockfile.LOCK_NAME}")
+            return never_recorded(stage, lockfile.LOCK_NAME)
         if stage == "extract" and self.offline:
             return self._offline_extract(rec)
         if stage == "predict" and self.offline and self.m.predict and self.m.predict.query:

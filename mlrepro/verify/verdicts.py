@@ -31,8 +31,12 @@ from mlrepro.verify.framediff import compare_frames
 from mlrepro.verify.modeldiff import compare_fitted, compare_outputs, prediction_deltas
 
 SOURCE_CHANGED, TAMPERED, SKIPPED = "source changed", "tampered", "skipped"
-VERDICTS = (IDENTICAL, EQUIVALENT, DIFFERENT, SOURCE_CHANGED, TAMPERED, SKIPPED)
-FAILED = (DIFFERENT, SOURCE_CHANGED, TAMPERED)
+# A stage of the manifest that the lock has no record of (it failed, or never ran): there
+# is nothing to reproduce, so verify must not pass.
+NEVER_RECORDED = "never recorded"
+VERDICTS = (IDENTICAL, EQUIVALENT, DIFFERENT, SOURCE_CHANGED, TAMPERED, NEVER_RECORDED, SKIPPED)
+FAILED = (DIFFERENT, SOURCE_CHANGED, TAMPERED, NEVER_RECORDED)
+
 
 # Details (lock) compared per stage; the rest is covered by params and outputs.
 DETAIL_KEYS = {
@@ -104,6 +108,18 @@ def delta_summary(deltas: list[float]) -> dict[str, Any] | None:
         "max": max(deltas),
         "max_abs": max(abs(d) for d in deltas),
     }
+
+
+def never_recorded(stage: str, lock_name: str) -> StageReport:
+    """The verdict of a manifest stage missing from the lock."""
+    return StageReport(
+        stage,
+        NEVER_RECORDED,
+        [
+            f"{stage}: never recorded: the manifest has this stage, but {lock_name} has no "
+            "record of it (it failed or never ran), so there is no recorded result to reproduce"
+        ],
+    )
 
 
 class Artifacts:
