@@ -234,7 +234,7 @@ def threadpools() -> list[dict[str, Any]]:
         entry = {k: lib.get(k) for k in keep if lib.get(k) is not None}
         entry["num_threads"] = lib.get("num_threads")
         pools.append(entry)
-    pools.sort(key=lambda p: (str(p.get("user_api")), str(p.get("internal_api")), p["prefix"]))
+    pools.sort(key=lambda p: json.dumps(p, sort_keys=True, default=str))  # load order varies
     unique = []
     for p in pools:  # the same library loaded twice (two copies of libgomp) is listed once each
         if p not in unique:

@@ -33,6 +33,7 @@ class ServeSpec:
     bundle: str
     expect: str | None
     max_batch: int
+    strict_env: bool = False  # refuse to start when a package that matters differs
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -71,7 +72,9 @@ def load(spec: ServeSpec, report: Any = None) -> Any:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bundle = load_bundle(spec.bundle, expect_fingerprint=spec.expect)
+        bundle = load_bundle(
+            spec.bundle, expect_fingerprint=spec.expect, strict_env=spec.strict_env
+        )
     for w in caught:
         if report is not None:
             report(f"warning: {w.message}")
