@@ -66,7 +66,7 @@ NUMERIC_VARIABLE_PREFIXES = (
 NUMERIC_VARIABLES = ("PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES")
 
 # Instruction sets that change which kernels numpy and BLAS run (and so, rounding).
-CPU_FLAG_PATTERN = re.compile(r"^(AVX|FMA|F16C|SSE4|ASIMD|NEON|SVE|VSX|VX|AMX)", re.IGNORECASE)
+CPU_FLAG_PATTERN = re.compile(r"^(avx|fma|f16c|sse4|asimd|neon|sve|vsx|vx|amx)", re.IGNORECASE)
 
 
 def canonical_name(name: str) -> str:
@@ -198,7 +198,18 @@ def _cpu_model() -> str:
 
 
 def _cpu_flags() -> list[str]:
-    """Instruction sets numpy detected at run time (what its kernels dispatch on)."""
+    """Instruction sets that change numerics: the kernel's list (Linux), else numpy's.
+
+    The kernel's list does not depend on the numpy version (numpy's names change with it).
+    """
+    with (
+        contextlib.suppress(OSError),
+        open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh,
+    ):
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                return sorted({f for f in value.split() if CPU_FLAG_PATTERN.match(f)})
     features: dict[str, bool] = {}
     for mod in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
         with contextlib.suppress(Exception):
@@ -206,7 +217,7 @@ def _cpu_flags() -> list[str]:
 
             features = dict(importlib.import_module(mod).__cpu_features__)
             break
-    return sorted(f for f, on in features.items() if on and CPU_FLAG_PATTERN.match(f))
+    return sorted(f.lower() for f, on in features.items() if on and CPU_FLAG_PATTERN.match(f))
 
 
 def _load_numeric_libraries() -> None:
@@ -233,13 +244,23 @@ def threadpools() -> list[dict[str, Any]]:
     for lib in info:
         entry = {k: lib.get(k) for k in keep if lib.get(k) is not None}
         entry["num_threads"] = lib.get("num_threads")
+        owner = _owner(str(lib.get("filepath") or ""))
+        if owner:
+            entry["loaded_by"] = owner  # numpy's and scipy's own copies of OpenBLAS
         pools.append(entry)
     pools.sort(key=lambda p: json.dumps(p, sort_keys=True, default=str))  # load order varies
-    unique = []
-    for p in pools:  # the same library loaded twice (two copies of libgomp) is listed once each
-        if p not in unique:
-            unique.append(p)
-    return unique
+    return pools
+
+
+def _owner(path: str) -> str | None:
+    """The package a bundled library ships with: ``.../site-packages/numpy.libs/x.so`` ->
+    ``numpy``; a system library has none."""
+    parts = re.split(r"[\\/]", path)
+    for i, part in enumerate(parts[:-1]):
+        if part in ("site-packages", "dist-packages") and i + 1 < len(parts) - 1:
+            name = parts[i + 1]
+            return name[: -len(".libs")] if name.endswith(".libs") else name
+    return None
 
 
 def numeric_variables(environ: Any = None) -> dict[str, str]:
@@ -301,7 +322,8 @@ def diff(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 
 def _pool_key(p: dict[str, Any]) -> str:
-    return f"{p.get('internal_api', '?')} ({p.get('user_api', '?')}, {p.get('prefix', '?')})"
+    where = f", {p['loaded_by']}'s" if p.get("loaded_by") else ""
+    return f"{p.get('internal_api', '?')} ({p.get('user_api', '?')}, {p.get('prefix', '?')}{where})"
 
 
 def _pools(pools: list[Any]) -> dict[str, dict[str, Any]]:
@@ -448,6 +470,7 @@ def tiers(class_paths: list[str], *records: dict[str, Any]) -> dict[str, tuple[s
     ``other``.
     """
     owners = owners_of([c for c in class_paths if c], *records)
+    owners = dict(sorted(owners.items(), key=lambda kv: kv[0] == "mlrepro"))  # mlrepro last
     out: dict[str, tuple[str, str]] = {d: (PIPELINE, mod) for d, mod in owners.items()}
     graph = _requires_graph(*records)
     todo: list[tuple[str, str]] = []

@@ -50,7 +50,7 @@ def explain(report: Any, rec: dict[str, Any], current: dict[str, Any], m: Manife
 
 # ---------------------------------------------------------------------------- warnings
 _UNPICKLE = re.compile(
-    r"Trying to unpickle estimator (\w+) from version (\S+?) when using version (\S+?)\."
+    r"Trying to unpickle estimator (\w+) from version (\S+) when using version (\S+?)\.(?:\s|$)"
 )
 
 

@@ -37,7 +37,7 @@ def summary(stage: Any) -> str:
     if stage.keys:
         counts = [f"{len(v)} {k}" for k, v in stage.keys.items() if v]
         return "rows: " + ", ".join(counts)
-    if stage.verdict == "equivalent" and stage.stats.compared:
+    if stage.verdict == "equivalent" and stage.stats.differing:
         s = stage.stats
         return f"{s.differing} value(s) differ, max abs diff {s.max_abs:.3g}"
     if stage.verdict == "tampered":
