@@ -87,7 +87,11 @@ _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 def _requires(dist: metadata.Distribution) -> list[str]:
     """Names of the distribution's unconditional requirements (extras left out)."""
     out = set()
-    for req in dist.requires or []:
+    try:
+        requires = list(dist.requires or [])
+    except Exception:  # unreadable metadata of a broken installation
+        return []
+    for req in requires:
         name, _, marker = req.partition(";")
         if "extra" in marker:
             continue

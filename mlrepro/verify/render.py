@@ -134,7 +134,8 @@ def hint_for(stage: Any) -> str:
         )
     return (
         "the same inputs and parameters gave another result: look at the environment "
-        "differences and the seed audit above"
+        "differences and the seed audit above ('mlrepro env recreate DIR' builds the "
+        "recorded environment to verify in)"
     )
 
 
