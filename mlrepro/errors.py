@@ -113,3 +113,17 @@ class ReadOnlyError(MlreproError):
 
     exit_code = EXIT_USAGE
     kind = "read-only"
+
+
+class EnvironmentMismatch(MlreproError):
+    """A package that matters to the model differs from the recorded environment."""
+
+    exit_code = EXIT_NOT_REPRODUCED
+    kind = "environment"
+
+
+class InstallError(MlreproError):
+    """Building an environment failed: the package index refused or could not be reached."""
+
+    exit_code = EXIT_SOURCE
+    kind = "install"

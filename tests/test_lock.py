@@ -48,7 +48,7 @@ def test_bad_locks_are_refused(tmp_path: Path, content: str, message: str, hint:
 
 def test_newer_lock_stops_run_without_touching_it(copy_example, capsys) -> None:
     project = copy_example("diabetes")
-    newer = '{"lock_format": 2, "mlrepro_version": "9.9.9", "stages": {}}\n'
+    newer = '{"lock_format": 99, "mlrepro_version": "9.9.9", "stages": {}}\n'
     (project / "mlrepro.lock").write_text(newer)
     r = run_cli("run", "-p", project)
     assert r.code == 4 and "upgrade mlrepro" in r.err

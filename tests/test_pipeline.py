@@ -49,7 +49,10 @@ def test_run_records_every_stage_then_skips(diabetes: Path, capsys) -> None:
             "duration_s",
         ):
             assert key in rec, (stage, key)
-        assert rec["environment"]["packages"]["scikit-learn"]
+        env_record = lock["environments"][rec["environment"]]  # recorded once, by fingerprint
+        assert env_record["packages"]["scikit-learn"]
+    assert len(lock["environments"]) == 1
+    assert lock["fingerprint_format"] == 1
     snap = lock["stages"]["extract"]["outputs"]["snapshot"]
     assert snap["rows"] == 398  # 44 visits are recorded after as_of
     assert lock["stages"]["features"]["inputs"]["snapshot"] == snap["fingerprint"]

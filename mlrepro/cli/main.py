@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from mlrepro.cli.delivery import register as register_delivery
+from mlrepro.cli.env import register as register_env
 from mlrepro.cli.online import register as register_online
 from mlrepro.cli.reports import register as register_reports
 from mlrepro.errors import EXIT_INTERRUPTED, MlreproError, UsageError
@@ -326,6 +327,7 @@ def verify(
 register_delivery(app)
 register_online(app)
 register_reports(app)
+register_env(app)
 
 
 def _wants_json(argv: list[str]) -> bool:

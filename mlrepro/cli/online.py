@@ -49,6 +49,13 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="critical | error | warning | info | debug.")
     ] = "info",
+    strict_env: Annotated[
+        bool,
+        typer.Option(
+            "--strict-env",
+            help="Refuse to start (exit 1) when a package that matters differs from training.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the bundle's model as a REST API: POST /predict, GET /health, /ready, /metadata."""
     for module in ("fastapi", "uvicorn"):
@@ -56,7 +63,7 @@ def serve(
     from mlrepro.serving.process import ServeSpec, run
 
     run(
-        ServeSpec(str(bundle), expect, max_batch),
+        ServeSpec(str(bundle), expect, max_batch, strict_env),
         host=host,
         port=port,
         workers=workers,

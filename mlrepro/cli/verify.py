@@ -38,7 +38,7 @@ def summary(stage: Any) -> str:
     if stage.keys:
         counts = [f"{len(v)} {k}" for k, v in stage.keys.items() if v]
         return "rows: " + ", ".join(counts)
-    if stage.verdict == "equivalent" and stage.stats.compared:
+    if stage.verdict == "equivalent" and stage.stats.differing:
         s = stage.stats
         return f"{s.differing} value(s) differ, max abs diff {s.max_abs:.3g}"
     if stage.verdict == "tampered":
@@ -76,11 +76,10 @@ def render(report: Any, console: Console | None = None) -> None:
             out.print(f"  - {escape(reason)}")
         for note in s.notes:
             out.print(f"  [dim]note: {escape(note)}[/]")
-        if s.environment and s.verdict != "identical":
-            out.print(
-                "  [yellow]hint:[/] the environment differs from the recording: "
-                + escape("; ".join(s.environment))
-            )
+        if s.verdict != "identical" and (s.causes or s.environment):
+            out.print("  [yellow]environment:[/] " + escape(environment_line(s)))
+    for line in getattr(report, "warnings", []):
+        out.print(f"\n[yellow]library warning:[/] {escape(line)}")
     for item in report.audit:
         out.print(
             f"\n[yellow]audit:[/] {escape(item['where'])} ({escape(item['class'])}): "
@@ -97,6 +96,22 @@ def render(report: Any, console: Console | None = None) -> None:
         for s in report.stages:
             counts[s.verdict] = counts.get(s.verdict, 0) + 1
         out.print("[bold green]reproduced[/]: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+
+
+def environment_line(stage: Any) -> str:
+    """The environment differences that can explain a stage, then how many others there are."""
+    rest = len(stage.environment) - len(stage.causes)
+    if stage.causes:
+        text = "differs from the recording in what can explain this: " + "; ".join(stage.causes[:6])
+        if len(stage.causes) > 6:
+            text += f"; ... ({len(stage.causes)} in all)"
+        if rest > 0:
+            text += f" (and {rest} unrelated difference(s): mlrepro env diff)"
+        return text
+    return (
+        f"{len(stage.environment)} difference(s) from the recording, none in a package this "
+        "stage uses, its numerics libraries or the CPU (mlrepro env diff lists them)"
+    )
 
 
 def hint_for(stage: Any) -> str:
@@ -130,7 +145,8 @@ def hint_for(stage: Any) -> str:
         )
     return (
         "the same inputs and parameters gave another result: look at the environment "
-        "differences and the seed audit above"
+        "differences and the seed audit above ('mlrepro env recreate DIR' builds the "
+        "recorded environment to verify in)"
     )
 
 

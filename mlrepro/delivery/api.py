@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from mlrepro.errors import ArtifactError, DataError
+from mlrepro.errors import ArtifactError, DataError, EnvironmentMismatch
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -369,10 +369,23 @@ def _unpickle(data: bytes, path: Path) -> Any:
         ) from None
 
 
-def _check_environment(metadata: BundleMetadata) -> None:
+def _check_environment(metadata: BundleMetadata, strict: bool) -> None:
     from mlrepro.core import env
+    from mlrepro.delivery.envrecord import class_paths_of
 
-    now, then = env.capture_like(dict(metadata.environment)), metadata.environment
+    now, then = env.capture(), dict(metadata.environment)
+    if strict:
+        bad = [e for e in env.ranked(then, now, class_paths_of(dict(metadata.raw))) if e["matters"]]
+        if bad:
+            shown = "; ".join(e["text"] for e in bad[:5])
+            more = f" ... ({len(bad)} in all)" if len(bad) > 5 else ""
+            raise EnvironmentMismatch(
+                f"bundle {metadata.project!r}: {len(bad)} package(s) that matter differ from "
+                f"training: {shown}{more}; refusing to load it (strict environment check)",
+                hint="build the recorded environment with 'mlrepro env recreate DIR --bundle "
+                "FILE' (or install 'mlrepro env export --bundle FILE'), or drop the strict "
+                "check (--strict-env / strict_env=True)",
+            )
     diffs = [
         f"{name} {then.get('packages', {}).get(name)} -> {now['packages'].get(name)}"
         for name in _RESULT_PACKAGES
@@ -412,29 +425,39 @@ def _check_schema(contract: Contract, path: Path) -> None:
 
 
 def load_reporting(
-    path: str | Path, *, expect_fingerprint: str | None, report: Callable[[str], None]
+    path: str | Path,
+    *,
+    expect_fingerprint: str | None,
+    report: Callable[[str], None],
+    strict_env: bool = False,
 ) -> Bundle:
     """``load_bundle`` for a long-running command: its warnings go to ``report``, once each."""
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bundle = load_bundle(path, expect_fingerprint=expect_fingerprint)
+        bundle = load_bundle(path, expect_fingerprint=expect_fingerprint, strict_env=strict_env)
     for w in caught:
         report(str(w.message))
     return bundle
 
 
 def load_bundle(
-    path: str | Path, *, expect_fingerprint: str | None = None, check_environment: bool = True
+    path: str | Path,
+    *,
+    expect_fingerprint: str | None = None,
+    check_environment: bool = True,
+    strict_env: bool = False,
 ) -> Bundle:
     """Load a ``.mlrepro`` bundle: verify every member, then unpickle the pipeline.
 
     ``expect_fingerprint`` pins the exact bundle (as printed by ``mlrepro bundle`` and
     ``mlrepro inspect``): anything else is refused before unpickling. With
     ``check_environment`` an ``EnvironmentWarning`` names package versions that differ from
-    training. Raises ``ArtifactError`` (exit code 4 in the CLI) for a missing, damaged or
-    tampered bundle.
+    training. With ``strict_env`` a difference in a package that matters (the packages the
+    pipeline's classes come from and their dependencies) raises ``EnvironmentMismatch``
+    (exit code 1) before anything is unpickled. Raises ``ArtifactError`` (exit code 4 in the
+    CLI) for a missing, damaged or tampered bundle.
     """
     from mlrepro.delivery import bundle as fmt
     from mlrepro.delivery import card
@@ -472,8 +495,8 @@ def load_bundle(
         )
         for s in card.column_specs(contract.schema_yaml, list(metadata.input_columns))
     )
-    if check_environment:
-        _check_environment(metadata)
+    if check_environment or strict_env:
+        _check_environment(metadata, strict_env)
     pipeline = _unpickle(verified.members[fmt.PIPELINE], verified.path)
     if not callable(getattr(pipeline, "predict", None)):
         raise fmt.malformed(

@@ -25,6 +25,7 @@ from typing import Any
 from mlrepro.errors import ArtifactError, UsageError
 from mlrepro.fingerprint import hash_bytes
 from mlrepro.pipeline.registry import TRAINED_STAGES
+from mlrepro.project import lockfile
 from mlrepro.version import __version__
 
 BUNDLE_FORMAT = 1
@@ -150,7 +151,7 @@ def build(manifest: Any, output: Path) -> dict[str, Any]:
         SCHEMA: schema,
         CARD: card.render(metadata, schema.decode("utf-8")).encode("utf-8"),
         MANIFEST: redact(manifest.path.read_text(encoding="utf-8")).encode("utf-8"),
-        LOCK: _json_bytes(lock),
+        LOCK: lockfile.dumps(lock),
         PIPELINE: _artifact(runner.store, runner.output("train", "pipeline")),
     }
     fingerprint = write_archive(Path(output), manifest.name, metadata["model_fingerprint"], members)

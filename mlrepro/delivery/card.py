@@ -55,6 +55,8 @@ def metadata(manifest: Any, lock: dict[str, Any]) -> dict[str, Any]:
         ],
         "trained_at": train.get("started_at"),
         "environment": train.get("environment", {}),
+        "environment_fingerprint": train.get("environment_fingerprint"),
+        "fingerprint_format": lock.get("fingerprint_format", 1),
         "mlrepro_version": __version__,
     }
 

@@ -13,8 +13,16 @@ from mlrepro.fingerprint.digest import PREFIX, hash_bytes, hash_file
 from mlrepro.fingerprint.frames import FrameHasher, fingerprint_frame
 from mlrepro.fingerprint.models import EXECUTION_ONLY_PARAMS, fingerprint_model
 
+# The encoding of every fingerprint (canonical JSON, frames, models). Bump it, and keep the
+# old encoding readable, whenever a fingerprint of the same content would change; the golden
+# vectors in tests/test_golden_fingerprints.py fail on any such change.
+FINGERPRINT_FORMAT = 1
+SUPPORTED_FINGERPRINT_FORMATS = frozenset({1})
+
 __all__ = [
     "EXECUTION_ONLY_PARAMS",
+    "FINGERPRINT_FORMAT",
+    "SUPPORTED_FINGERPRINT_FORMATS",
     "PREFIX",
     "FrameHasher",
     "canonical_json",

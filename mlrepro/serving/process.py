@@ -32,6 +32,7 @@ class ServeSpec:
     bundle: str
     expect: str | None
     max_batch: int
+    strict_env: bool = False  # refuse to start when a package that matters differs
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -72,7 +73,9 @@ def load(spec: ServeSpec, report: Any = None) -> Any:
         if report is not None:
             report(f"warning: {msg}")
 
-    return load_reporting(spec.bundle, expect_fingerprint=spec.expect, report=warn)
+    return load_reporting(
+        spec.bundle, expect_fingerprint=spec.expect, report=warn, strict_env=spec.strict_env
+    )
 
 
 def app_from_env() -> Any:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mlrepro.verify.compare import (
     ABSENT,
     DIFFERENT,
+    EQUIVALENT,
     MAX_DELTAS,
     Diff,
     NumStats,
@@ -69,8 +71,26 @@ def _state_of(obj: Any) -> Any:
         return None
 
 
+_SEGMENT = re.compile(r"[^.\[\]]+")
+VERSION_ATTRIBUTES = ("_sklearn_version", "__version__", "_version")
+
+
+def implementation_detail(path: str) -> bool:
+    """A private attribute (a path segment with a leading underscore) or a version stamp."""
+    return any(seg.startswith("_") for seg in _SEGMENT.findall(path)) or path.endswith(
+        VERSION_ATTRIBUTES
+    )
+
+
 def compare_fitted(recorded: Any, reproduced: Any, tol: Tolerance) -> Diff:
-    """Compare two fitted estimators attribute by attribute (numbers within tolerance)."""
+    """Compare two fitted estimators attribute by attribute (numbers within tolerance).
+
+    Differences in implementation details (private attributes, library version stamps) and
+    attributes present on one side only (a library version added or dropped them) make the
+    models ``equivalent``, with those attributes named: whether the model behaves the same
+    is decided by its outputs (predictions, the transformed matrix, the selected features),
+    which the caller compares. Any other difference is ``different``.
+    """
     import numpy as np
 
     diff = Diff()
@@ -79,30 +99,47 @@ def compare_fitted(recorded: Any, reproduced: Any, tol: Tolerance) -> Diff:
     beyond: list[str] = []
     within: list[str] = []
     other: list[str] = []
+    detail: list[str] = []
     for path in list(a) + [p for p in b if p not in a]:
         x, y = a.get(path, ABSENT), b.get(path, ABSENT)
+        benign = implementation_detail(path)
         if x is ABSENT or y is ABSENT:
-            other.append(f"{path}: {shown(x)} -> {shown(y)}")
+            detail.append(f"{path}: {shown(x)} -> {shown(y)}")
             continue
         xa, ya = np.asarray(x), np.asarray(y)
         if xa.shape != ya.shape:
-            other.append(f"{path}: shape {xa.shape} -> {ya.shape}")
+            (detail if benign else other).append(f"{path}: shape {xa.shape} -> {ya.shape}")
         elif xa.dtype.kind in "fiu" and ya.dtype.kind in "fiu":
             s = compare_numbers(xa, ya, tol)
+            if benign:
+                if s.differing:
+                    detail.append(f"{path}: {s.differing} value(s) differ")
+                continue
             stats.add(s)
             if s.beyond:
                 beyond.append(path)
             elif s.differing:
                 within.append(path)
         elif not _equal(xa, ya):
-            other.append(f"{path}: {show(_leaf(x))} -> {show(_leaf(y))}")
+            (detail if benign else other).append(f"{path}: {show(_leaf(x))} -> {show(_leaf(y))}")
     if other:
         examples = "; ".join(other[:2])
         diff.flag(DIFFERENT, f"fitted state differs in {len(other)} attribute(s), e.g. {examples}")
     if stats.differing:
         paths = beyond or within
         diff.numeric(stats, f"fitted values in {len(paths)} attribute(s) (e.g. {names(paths[:3])})")
+    if detail:
+        diff.flag(
+            EQUIVALENT,
+            f"fitted state differs only in {len(detail)} implementation detail(s) (private "
+            "attributes, version stamps, attributes one library version has and the other "
+            f"not): {'; '.join(detail[:MAX_DETAILS])}"
+            + (f"; ... ({len(detail)} in all)" if len(detail) > MAX_DETAILS else ""),
+        )
     return diff
+
+
+MAX_DETAILS = 5
 
 
 def _equal(x: Any, y: Any) -> bool:

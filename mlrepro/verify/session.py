@@ -43,6 +43,7 @@ from mlrepro.project import lockfile
 from mlrepro.project.store import Store, is_pickle
 from mlrepro.verify.audit import seed_audit
 from mlrepro.verify.compare import Tolerance
+from mlrepro.verify.envcause import explain, library_warnings
 from mlrepro.verify.verdicts import (
     FAILED,
     SKIPPED,
@@ -66,6 +67,7 @@ class Report:
     stages: list[StageReport] = field(default_factory=list)
     audit: list[dict[str, str]] = field(default_factory=list)
     environment: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # library warnings, one line per kind
     as_of: str = ""
 
     @property
@@ -93,6 +95,7 @@ class Report:
             "tolerance": {"rtol": self.tolerance.rtol, "atol": self.tolerance.atol},
             "stages": [s.to_dict() for s in self.stages],
             "environment": self.environment,
+            "warnings": self.warnings,
             "audit": self.audit,
         }
 
@@ -125,7 +128,10 @@ def verify(
     _check_options(manifest, stages, stage, offline, tol)
     report = Report(manifest.name, tol, offline, stage, as_of=manifest.source.as_of)
     report.audit = seed_audit(manifest)
-    with tempfile.TemporaryDirectory(prefix="mlrepro-verify-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="mlrepro-verify-") as scratch,
+        library_warnings() as caught,
+    ):
         session = _Session(
             manifest,
             recorded,
@@ -139,6 +145,7 @@ def verify(
             if on_stage:
                 on_stage(name)
             report.stages.append(session.verify_stage(name))
+    report.warnings = caught.summary()
     if not stage:
         gone = [s for s in STAGES if s in recorded["stages"] and s not in stages]
         report.stages += [_skipped(s, "recorded, but no longer in the manifest") for s in gone]
@@ -235,7 +242,7 @@ class _Session:
                 )
         if stage == "extract" and report.verdict == SOURCE_CHANGED:
             report.notes.append("downstream stages start from the recorded snapshot")
-        report.environment = env.diff(rec.get("environment", {}), self.current_env)
+        explain(report, rec, self.current_env, self.m)
         return report
 
     def _failed(
@@ -252,7 +259,7 @@ class _Session:
         report = StageReport(stage, verdict, reasons, fed=fed)
         if stage == "extract":
             report.notes.append("downstream stages start from the recorded snapshot")
-        report.environment = env.diff(rec.get("environment", {}), self.current_env)
+        explain(report, rec, self.current_env, self.m)
         return report
 
     def _predict_input_changed(self, rec: dict[str, Any]) -> bool:

@@ -76,6 +76,7 @@ class StageReport:
     keys: dict[str, list[Any]] = field(default_factory=dict)
     fed: dict[str, str] = field(default_factory=dict)
     environment: list[str] = field(default_factory=list)
+    causes: list[str] = field(default_factory=list)  # the differences that can explain it
     duration_s: float = 0.0
     # reproduced - recorded predictions / probabilities where they differ (report histogram)
     deltas: list[float] = field(default_factory=list)
@@ -91,6 +92,7 @@ class StageReport:
             "row_keys": self.keys,
             "fed": self.fed,
             "environment": self.environment,
+            "environment_causes": self.causes,
             "duration_s": round(self.duration_s, 4),
             "prediction_differences": delta_summary(self.deltas),
         }

@@ -109,7 +109,7 @@ def lock_text(text: str) -> Setup:
 
 def newer_lock(p: Path, _: pytest.MonkeyPatch) -> None:
     path = p / "mlrepro.lock"
-    path.write_text(path.read_text().replace('"lock_format": 1', '"lock_format": 99', 1))
+    path.write_text(path.read_text().replace('"lock_format": 2', '"lock_format": 99', 1))
 
 
 def truncate_snapshot(p: Path, _: pytest.MonkeyPatch) -> None:
