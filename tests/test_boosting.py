@@ -52,7 +52,7 @@ def _project(copy_example, library: str) -> Path:  # noqa: ANN001 - the conftest
 @pytest.mark.parametrize("library", sorted(PLUGINS))
 def test_plugin_end_to_end(copy_example, capsys, tmp_path, library: str) -> None:
     project = _project(copy_example, library)
-    first = run_cli(capsys, "run", "--json", "-p", project)
+    first = run_cli("run", "--json", "-p", project)
     assert first.code == 0, first.err
     assert {s["status"] for s in first.json()["stages"]} == {"ran"}
     lock = json.loads((project / "mlrepro.lock").read_text())
@@ -61,25 +61,25 @@ def test_plugin_end_to_end(copy_example, capsys, tmp_path, library: str) -> None
     assert train["environment"]["packages"][library] == metadata.version(library)
     assert train["details"]["hyperparameters"]  # recorded, with the plugin's own names
 
-    again = run_cli(capsys, "run", "--json", "-p", project)
+    again = run_cli("run", "--json", "-p", project)
     assert again.code == 0
     assert {s["status"] for s in again.json()["stages"]} == {"skipped"}
 
-    verify = run_cli(capsys, "verify", "--json", "-p", project)
+    verify = run_cli("verify", "--json", "-p", project)
     assert verify.code == 0, verify.out
     verdicts = {s["stage"]: s["verdict"] for s in verify.json()["stages"]}
     assert verdicts == dict.fromkeys(verdicts, "identical"), verdicts
 
     bundle = tmp_path / f"{library}.mlrepro"
-    assert run_cli(capsys, "bundle", "-q", "-o", bundle, "-p", project).code == 0
-    inspect = run_cli(capsys, "inspect", "--json", bundle)
+    assert run_cli("bundle", "-q", "-o", bundle, "-p", project).code == 0
+    inspect = run_cli("inspect", "--json", bundle)
     assert inspect.code == 0
     assert inspect.json()["environment_diff"] == []  # the plugin is not reported "absent"
     assert f"{library} {metadata.version(library)}" in inspect.json()["card"]
 
     new = project / "data" / "new_biopsies.csv"
     out = tmp_path / "predictions.csv"
-    predicted = run_cli(capsys, "predict", "--bundle", bundle, "--input", new, "--output", out)
+    predicted = run_cli("predict", "--bundle", bundle, "--input", new, "--output", out)
     assert predicted.code == 0, predicted.err
     batch = pd.read_csv(out)
     with warnings.catch_warnings():
@@ -181,7 +181,7 @@ def test_a_parameter_the_library_refuses_is_a_clear_error(
     data = yaml.safe_load(path.read_text())
     data["model"]["params"] = params
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    result = run_cli(capsys, "run", "-p", project)
+    result = run_cli("run", "-p", project)
     assert result.code == 2, result.err  # never 70
     assert "manifest field 'model.params'" in result.err and "refused to train" in result.err
     assert says.split("_")[0] in result.err.lower()

@@ -69,7 +69,7 @@ def test_no_false_positives(query: str) -> None:
 def test_limit_is_refused_before_anything_is_written(copy_example, capsys) -> None:
     project = copy_example("diabetes")
     _edit(project, lambda d: d["source"].update(query="SELECT * FROM visits LIMIT 200"))
-    result = run_cli(capsys, "run", "-p", project)
+    result = run_cli("run", "-p", project)
     assert result.code == 2
     assert "manifest field 'source.query': a top-level LIMIT is not allowed" in result.err
     assert "shift the LIMIT window" in result.err
@@ -90,7 +90,7 @@ def test_non_unique_order_by_is_refused_with_the_count(copy_example, capsys) -> 
             "SELECT COUNT(*), COUNT(DISTINCT clinic) FROM visits "
             "WHERE recorded_at <= '2026-06-30T00:00:00Z'"
         ).fetchone()
-    result = run_cli(capsys, "extract", "-p", project)
+    result = run_cli("extract", "-p", project)
     assert result.code == 3, result.err
     assert (
         f"source.order_by [clinic] is not a unique key: {rows - distinct} of {rows} rows"
@@ -103,7 +103,7 @@ def test_non_unique_order_by_is_refused_with_the_count(copy_example, capsys) -> 
 def test_composite_unique_order_by_passes(copy_example, capsys) -> None:
     project = copy_example("diabetes")
     _edit(project, lambda d: d["source"].update(order_by=["clinic", "visit_id"], chunk_size=7))
-    assert run_cli(capsys, "extract", "-q", "-p", project).code == 0
+    assert run_cli("extract", "-q", "-p", project).code == 0
 
 
 def test_id_like_feature_is_a_recorded_warning(copy_example, capsys) -> None:
@@ -114,7 +114,7 @@ def test_id_like_feature_is_a_recorded_warning(copy_example, capsys) -> None:
         d.pop("selection")
 
     _edit(project, change)
-    result = run_cli(capsys, "run", "-p", project)
+    result = run_cli("run", "-p", project)
     assert result.code == 0, result.err
     assert "warning: model feature 'patient_id' looks like a row identifier" in result.err
     warnings = _lock(project)["stages"]["train"]["details"]["warnings"]
@@ -128,7 +128,7 @@ def test_id_like_feature_is_a_recorded_warning(copy_example, capsys) -> None:
 def test_constant_column_is_a_warning_in_lock_and_card(copy_example, capsys, tmp_path) -> None:
     project = copy_example("diabetes")
     _edit(project, lambda d: d["source"].update(query="SELECT *, 2026 AS year FROM visits"))
-    result = run_cli(capsys, "run", "--json", "-p", project)
+    result = run_cli("run", "--json", "-p", project)
     assert result.code == 0, result.err
     assert "warning: column 'year' has the same value in all" in result.err
     features = next(s for s in result.json()["stages"] if s["stage"] == "features")
@@ -137,10 +137,10 @@ def test_constant_column_is_a_warning_in_lock_and_card(copy_example, capsys, tmp
     assert recorded == features["warnings"]
 
     bundle = tmp_path / "m.mlrepro"
-    assert run_cli(capsys, "bundle", "-q", "-p", project, "-o", bundle).code == 0
-    card = run_cli(capsys, "inspect", bundle)
+    assert run_cli("bundle", "-q", "-p", project, "-o", bundle).code == 0
+    card = run_cli("inspect", bundle)
     assert "## Warnings" in card.out and "column 'year' has the same value" in card.out
-    assert run_cli(capsys, "verify", "--offline", "-p", project).code == 0
+    assert run_cli("verify", "--offline", "-p", project).code == 0
 
 
 # ------------------------------------------------------------------ PostgreSQL
@@ -204,20 +204,20 @@ def test_postgres_join_order_by_and_limit(tmp_path, capsys, pg_clean_schema) -> 
     )
     url = pg_clean_schema.url
     dup = _pg_project(tmp_path / "dup", url, ["carrier"], join)
-    result = run_cli(capsys, "extract", "-p", dup)
+    result = run_cli("extract", "-p", dup)
     assert result.code == 3, result.err
     assert "source.order_by [carrier] is not a unique key:" in result.err
 
     limited = _pg_project(
         tmp_path / "limit", url, ["flight_id"], join + " FETCH FIRST 10 ROWS ONLY"
     )
-    result = run_cli(capsys, "run", "-p", limited)
+    result = run_cli("run", "-p", limited)
     assert result.code == 2 and "a top-level FETCH FIRST is not allowed" in result.err
 
     good = _pg_project(tmp_path / "good", url, ["flight_id"], join)
-    result = run_cli(capsys, "run", "--json", "-p", good)
+    result = run_cli("run", "--json", "-p", good)
     assert result.code == 0, result.err
     features = next(s for s in result.json()["stages"] if s["stage"] == "features")
     assert any("'year'" in w for w in features["warnings"])  # constant: a warning
-    verify = run_cli(capsys, "verify", "--json", "-p", good)
+    verify = run_cli("verify", "--json", "-p", good)
     assert verify.code == 0, verify.out

@@ -134,19 +134,19 @@ def to_0_1(project: Path) -> None:
 def test_a_0_1_lock_still_loads_and_verifies(capsys, project):
     before = json.loads((project / "mlrepro.lock").read_text())
     to_0_1(project)
-    r = run_cli(capsys, "verify", "-p", project, "--json")
+    r = run_cli("verify", "-p", project, "--json")
     assert r.code == 0, r.out + r.err
     report = r.json()
     assert set(verdicts(report).values()) == {"identical"}
     assert report["environment"] == []  # the 11 packages it names are the same
-    r = run_cli(capsys, "run", "-p", project, "--json")  # every stage key is still valid
+    r = run_cli("run", "-p", project, "--json")  # every stage key is still valid
     assert r.code == 0 and {s["status"] for s in r.json()["stages"]} == {"skipped"}
     after = json.loads((project / "mlrepro.lock").read_text())
     for stage in STAGES:  # the same fingerprints, now in the current format
         assert after["stages"][stage]["outputs"] == before["stages"][stage]["outputs"]
         assert after["stages"][stage]["key"] == before["stages"][stage]["key"]
     assert after.get("fingerprint_format", 1) == 1
-    r = run_cli(capsys, "env", "diff", "-p", project, "--json")
+    r = run_cli("env", "diff", "-p", project, "--json")
     assert r.code == 0 and r.json()["differences"] == []
 
 
@@ -155,12 +155,12 @@ def test_an_unknown_fingerprint_format_is_refused_not_judged(capsys, project):
     lock = json.loads(path.read_text())
     lock["fingerprint_format"] = 7
     path.write_text(json.dumps(lock))
-    r = run_cli(capsys, "verify", "-p", project)
+    r = run_cli("verify", "-p", project)
     assert r.code == 4
     assert "records fingerprint format 7" in r.err and "computes fingerprint format 1" in r.err
     assert "hint: verify with the mlrepro version that wrote it" in r.err
     assert "different" not in r.out
-    r = run_cli(capsys, "run", "-p", project, "--json")
+    r = run_cli("run", "-p", project, "--json")
     assert r.code == 4 and r.json()["error"] == "artifact"
 
 
@@ -183,7 +183,7 @@ def test_a_broken_environment_table_is_an_artifact_error(capsys, project, change
     lock = json.loads(path.read_text())
     change(lock)
     path.write_text(json.dumps(lock))
-    r = run_cli(capsys, "env", "diff", "-p", project)
+    r = run_cli("env", "diff", "-p", project)
     assert r.code == 4 and message in r.err and "hint:" in r.err
 
 
@@ -191,10 +191,10 @@ def test_a_broken_environment_table_is_an_artifact_error(capsys, project, change
 
 
 def test_env_show(capsys):
-    r = run_cli(capsys, "env", "show", "--json")
+    r = run_cli("env", "show", "--json")
     assert r.code == 0
     assert r.json()["distributions"]["mlrepro"]["version"]
-    r = run_cli(capsys, "env", "show")
+    r = run_cli("env", "show")
     assert r.code == 0 and "distributions:" in r.out and "scikit-learn==" in r.out
 
 
@@ -206,7 +206,7 @@ def test_env_diff_ranks_the_pipeline_packages_first(capsys, project):
         record["cpu"]["flags"] = record["cpu"]["flags"] + ["avx512_imaginary"]
 
     edit_record(project, elsewhere)
-    r = run_cli(capsys, "env", "diff", "-p", project, "--json")
+    r = run_cli("env", "diff", "-p", project, "--json")
     assert r.code == 0
     entries = r.json()["differences"]
     names = [e["name"] for e in entries]
@@ -216,26 +216,26 @@ def test_env_diff_ranks_the_pipeline_packages_first(capsys, project):
     numerics = {e["name"] for e in entries if e["tier"] == "numerics"}
     assert {"OMP_NUM_THREADS", "cpu flags"} <= numerics
     assert r.json()["matters"] == 2
-    r = run_cli(capsys, "env", "diff", "-p", project)
+    r = run_cli("env", "diff", "-p", project)
     assert "! [pipeline] scikit-learn: 1.0.0 -> " in r.out
     assert "cpu instruction sets: lost avx512_imaginary" in r.out
 
 
 def test_env_check_is_a_deployment_gate(capsys, project):
-    r = run_cli(capsys, "env", "check", "-p", project)
+    r = run_cli("env", "check", "-p", project)
     assert r.code == 0 and "environment check passed" in r.out
-    r = run_cli(capsys, "env", "check", "--bundle", project / "m.mlrepro", "--json")
+    r = run_cli("env", "check", "--bundle", project / "m.mlrepro", "--json")
     assert r.code == 0 and r.json()["ok"] is True
 
     edit_record(project, lambda rec: rec["packages"].update({"rich": "0.1"}))
-    r = run_cli(capsys, "env", "check", "-p", project)
+    r = run_cli("env", "check", "-p", project)
     assert r.code == 0, "a package the pipeline does not use does not fail the gate"
 
     edit_record(project, lambda rec: rec["packages"].update({"scipy": "0.1"}))
-    r = run_cli(capsys, "env", "check", "-p", project)
+    r = run_cli("env", "check", "-p", project)
     assert r.code == 1
     assert "1 package(s) that matter differ" in r.out and "scipy: 0.1 -> " in r.out
-    r = run_cli(capsys, "env", "check", "-p", project, "--json")
+    r = run_cli("env", "check", "-p", project, "--json")
     assert r.code == 1 and [e["name"] for e in r.json()["matters"]] == ["scipy"]
 
 
@@ -243,7 +243,7 @@ def test_env_export_pins_the_record(capsys, project, tmp_path):
     import numpy
     import sklearn
 
-    r = run_cli(capsys, "env", "export", "-p", project)
+    r = run_cli("env", "export", "-p", project)
     assert r.code == 0
     lines = r.out.splitlines()
     assert f"scikit-learn=={sklearn.__version__}" in lines
@@ -251,7 +251,7 @@ def test_env_export_pins_the_record(capsys, project, tmp_path):
     assert f"pytest=={metadata.version('pytest')}" in lines
     assert lines[0].startswith("# Generated by 'mlrepro env export'")
     out = tmp_path / "req.txt"
-    r = run_cli(capsys, "env", "export", "-p", project, "--only-matters", "-o", out)
+    r = run_cli("env", "export", "-p", project, "--only-matters", "-o", out)
     assert r.code == 0
     pinned = [line for line in out.read_text().splitlines() if not line.startswith("#")]
     assert f"scikit-learn=={sklearn.__version__}" in pinned
@@ -285,12 +285,12 @@ def test_export_of_vcs_and_local_installs():
 )
 def test_env_usage_errors(capsys, tmp_path, monkeypatch, args, code, message):
     monkeypatch.chdir(tmp_path)
-    r = run_cli(capsys, *args)
+    r = run_cli(*args)
     assert r.code == code and message in r.err and "hint:" in r.err
 
 
 def test_env_in_a_project_without_a_lock(capsys, copy_example):
-    r = run_cli(capsys, "env", "diff", "-p", copy_example("diabetes"), "--json")
+    r = run_cli("env", "diff", "-p", copy_example("diabetes"), "--json")
     assert r.code == 4 and "no recorded environment" in r.json()["message"]
 
 
@@ -298,7 +298,7 @@ def test_recreate_refuses_a_folder_in_use(capsys, project, tmp_path):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("x")
-    r = run_cli(capsys, "env", "recreate", busy, "-p", project)
+    r = run_cli("env", "recreate", busy, "-p", project)
     assert r.code == 2 and "already exists and is not empty" in r.err
     assert (busy / "keep.txt").read_text() == "x"
 
@@ -340,7 +340,7 @@ def test_strict_env_refuses_a_package_that_matters(project, tmp_path):
 def test_serve_strict_env_refuses_to_start(capsys, project, tmp_path):
     pytest.importorskip("fastapi")
     other = bundle_trained_with(project, tmp_path, **{"numpy": "0.1"})
-    r = run_cli(capsys, "serve", other, "--strict-env", "--port", "0")
+    r = run_cli("serve", other, "--strict-env", "--port", "0")
     assert r.code == 1
     assert "numpy: 0.1 -> " in r.err and "refusing to load it" in r.err
 
@@ -350,7 +350,7 @@ def test_serve_strict_env_refuses_to_start(capsys, project, tmp_path):
 
 def test_verify_names_the_environment_causes_per_stage(capsys, project):
     edit_record(project, lambda rec: rec["packages"].update({"scikit-learn": "1.0.0"}))
-    r = run_cli(capsys, "verify", "-p", project, "--json")
+    r = run_cli("verify", "-p", project, "--json")
     assert r.code == 0
     stages = {s["stage"]: s for s in r.json()["stages"]}
     assert any(
@@ -432,8 +432,8 @@ def test_n_jobs_changes_no_fingerprint_of_the_model(capsys, copy_example):
         )
     )
     assert "n_jobs: 2" in manifest.read_text()
-    assert run_cli(capsys, "run", "-q", "-p", project).code == 0
-    r = run_cli(capsys, "verify", "-p", project, "--json")
+    assert run_cli("run", "-q", "-p", project).code == 0
+    r = run_cli("verify", "-p", project, "--json")
     assert r.code == 0, r.out
     report = r.json()
     assert set(verdicts(report).values()) <= {"identical", "equivalent"}

@@ -169,7 +169,7 @@ def test_flights_run_verify_bundle_serve(flights_db, tmp_path, capsys, case: str
     spec = CASES[case]
     project = _project(tmp_path / case, flights_db, spec)
 
-    ran = run_cli(capsys, "run", "--json", "-p", project)
+    ran = run_cli("run", "--json", "-p", project)
     assert ran.code == 0, ran.err
     stages = {s["stage"]: s for s in ran.json()["stages"]}
     lock = json.loads((project / "mlrepro.lock").read_text())
@@ -183,16 +183,16 @@ def test_flights_run_verify_bundle_serve(flights_db, tmp_path, capsys, case: str
     metrics = lock["stages"]["train"]["details"]["metrics"]
     assert metrics[spec["metrics"][0]] > 0.5  # it learned something real
 
-    again = run_cli(capsys, "run", "--json", "-p", project)
+    again = run_cli("run", "--json", "-p", project)
     assert {s["status"] for s in again.json()["stages"]} == {"skipped"}
 
-    verify = run_cli(capsys, "verify", "--json", "-p", project)
+    verify = run_cli("verify", "--json", "-p", project)
     assert verify.code == 0, verify.out
     verdicts = {s["stage"]: s["verdict"] for s in verify.json()["stages"]}
     assert set(verdicts.values()) == {"identical"}, verdicts
 
     bundle = tmp_path / f"{case}.mlrepro"
-    assert run_cli(capsys, "bundle", "-q", "-o", bundle, "-p", project).code == 0
+    assert run_cli("bundle", "-q", "-o", bundle, "-p", project).code == 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = load_bundle(bundle)
@@ -202,7 +202,7 @@ def test_flights_run_verify_bundle_serve(flights_db, tmp_path, capsys, case: str
     source = tmp_path / "new.csv"
     new.to_csv(source, index=False)
     out = tmp_path / "predictions.parquet"
-    batch = run_cli(capsys, "predict", "--bundle", bundle, "--input", source, "--output", out)
+    batch = run_cli("predict", "--bundle", bundle, "--input", source, "--output", out)
     assert batch.code == 0, batch.err
     assert np.allclose(pd.read_parquet(out)["prediction"], embedded["prediction"])
 

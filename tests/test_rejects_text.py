@@ -15,7 +15,7 @@ def _trained(copy_example, capsys) -> Path:  # noqa: ANN001 - the conftest facto
     data = yaml.safe_load(path.read_text())
     data["model"]["params"] = {"n_estimators": 10, "max_depth": 4}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    assert run_cli(capsys, "run", "-q", "-p", project).code == 0
+    assert run_cli("run", "-q", "-p", project).code == 0
     return project
 
 
@@ -34,8 +34,7 @@ def test_rejected_cells_keep_their_text(copy_example, capsys, tmp_path) -> None:
     src = tmp_path / "in.csv"
     src.write_text("\n".join([",".join(header), *(",".join(r) for r in rows)]) + "\n")
     rejects, out = tmp_path / "rejects.csv", tmp_path / "out.csv"
-    result = run_cli(
-        capsys, "predict", "-p", project, "--input", src, "--output", out,
+    result = run_cli("predict", "-p", project, "--input", src, "--output", out,
         "--on-invalid", "quarantine", "--rejects", rejects,
     )  # fmt: skip
     assert result.code == 0, result.err
@@ -65,8 +64,7 @@ def test_rejects_across_chunks(copy_example, capsys, tmp_path) -> None:
     src = tmp_path / "in.csv"
     big.to_csv(src, index=False)
     rejects = tmp_path / "rejects.csv"
-    result = run_cli(
-        capsys, "predict", "-p", project, "--input", src, "--output", tmp_path / "o.parquet",
+    result = run_cli("predict", "-p", project, "--input", src, "--output", tmp_path / "o.parquet",
         "--on-invalid", "quarantine", "--rejects", rejects, "--chunk-rows", "64",
     )  # fmt: skip
     assert result.code == 0, result.err
