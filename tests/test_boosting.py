@@ -58,7 +58,8 @@ def test_plugin_end_to_end(copy_example, capsys, tmp_path, library: str) -> None
     lock = json.loads((project / "mlrepro.lock").read_text())
     train = lock["stages"]["train"]
     assert train["details"]["estimator"].startswith(f"{library}.")
-    assert train["environment"]["packages"][library] == metadata.version(library)
+    environment = lock["environments"][train["environment"]]  # stored once per lock
+    assert environment["packages"][library] == metadata.version(library)
     assert train["details"]["hyperparameters"]  # recorded, with the plugin's own names
 
     again = run_cli("run", "--json", "-p", project)
