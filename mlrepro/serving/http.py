@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlrepro.predict.scoring import Scorer
@@ -36,6 +36,7 @@ from mlrepro.serving.records import (
     issues_from_errors,
     issues_from_reasons,
 )
+from mlrepro.serving.swap import ModelHolder, Served
 
 if TYPE_CHECKING:
     from mlrepro.delivery.api import Bundle
@@ -85,22 +86,23 @@ def _metadata(bundle: "Bundle", models: RequestModels, scorer: Scorer) -> dict[s
     return meta
 
 
-def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
-    """The API for ``bundle`` (already loaded and verified)."""
-    models = RequestModels(bundle, max_batch=max_batch)
-    scorer = Scorer(bundle)
+def create_app(bundle: "Bundle | ModelHolder", *, max_batch: int = 1000) -> FastAPI:
+    """The API for ``bundle`` (already loaded and verified), or for a ``ModelHolder`` that
+    follows a registry alias (the model may then be swapped between requests)."""
+    holder = bundle if isinstance(bundle, ModelHolder) else ModelHolder.fixed(bundle, max_batch)
+    first = holder.current
+    bundle, models, scorer = first.bundle, first.models, first.scorer
+    max_batch = first.max_batch
     meta = json_response(_metadata(bundle, models, scorer)).body
-    fingerprints = {
-        "model_fingerprint": bundle.model_fingerprint,
-        "bundle_fingerprint": bundle.fingerprint,
-    }
     state = {"ready": False}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        holder.start()
         state["ready"] = True
         yield
         state["ready"] = False
+        holder.close()
 
     m = bundle.metadata
     app = FastAPI(
@@ -117,13 +119,15 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
     )
     errors = {422: {"model": ErrorBody}, 413: {"model": ErrorBody}}
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        errs = list(exc.errors())
+    def refused(errs: list[Any]) -> Response:
         big = next((e for e in errs if e.get("type") == TOO_LARGE), None)
         if big is not None:
             return too_large_response(max_batch, f"a batch of {big['ctx']['actual']} records")
         return invalid_response(issues_from_errors(errs), None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return refused(list(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -145,31 +149,68 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
 
     @app.get("/ready", summary="Readiness: the model is loaded and verified", responses={503: {}})
     def ready() -> Response:
+        now = holder.current.fingerprints
         if not state["ready"]:
-            return json_response({"ready": False, **fingerprints}, 503)
-        return json_response({"ready": True, "project": m.project, **fingerprints})
+            return json_response({"ready": False, **now}, 503)
+        return json_response({"ready": True, "project": m.project, **now})
 
     @app.get("/metadata", summary="Fingerprints, feature order, input schema, metrics, card")
     def metadata() -> Response:
-        return Response(meta, media_type="application/json")
+        if not holder.following:
+            return Response(meta, media_type="application/json")
+        served = holder.current
+        body = _metadata(served.bundle, served.models, served.scorer)
+        body["registry"] = holder.status()
+        return json_response(body)
 
-    @app.post(
-        "/predict",
-        summary="Predict a batch of records",
-        response_model=_response_model(bundle, scorer, models),
-        responses=errors,
-    )
-    def predict(batch: Annotated[models.batch, Body()]) -> Response:  # type: ignore[name-defined]
-        """A JSON list of records, or an object with one list per column. Every record must
-        pass the model's input contract, or the answer is 422 naming each bad field."""
-        frame, ids = models.frame(batch)
-        scored = scorer.score(frame, ids)
+    def answer(served: Served, batch: Any) -> Response:
+        frame, ids = served.models.frame(batch)
+        scored = served.scorer.score(frame, ids)
         if scored.rejects:
             return invalid_response(issues_from_reasons(scored.rejects), len(frame))
         rows: Any = scored.rows
         if not isinstance(batch, list):
-            names = [*ids, "prediction", *scorer.proba_names]
+            names = [*ids, "prediction", *served.scorer.proba_names]
             rows = {k: [r[k] for r in scored.rows] for k in names}
-        return json_response({**fingerprints, "count": len(frame), "predictions": rows})
+        if holder.following and len(frame):
+            holder.remember(frame)
+        return json_response({**served.fingerprints, "count": len(frame), "predictions": rows})
+
+    if not holder.following:
+
+        @app.post(
+            "/predict",
+            summary="Predict a batch of records",
+            response_model=_response_model(bundle, scorer, models),
+            responses=errors,
+        )
+        def predict(batch: Annotated[models.batch, Body()]) -> Response:  # type: ignore[name-defined]
+            """A JSON list of records, or an object with one list per column. Every record must
+            pass the model's input contract, or the answer is 422 naming each bad field."""
+            return answer(first, batch)
+
+        return app
+
+    @app.post(
+        "/predict",
+        summary="Predict a batch of records (with the model the alias names now)",
+        response_model=_response_model(bundle, scorer, models),
+        responses=errors,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": first.adapter("batch").json_schema()}},
+            }
+        },
+    )
+    def predict_following(body: Annotated[Any, Body()]) -> Response:
+        """As without a registry; the request is validated against the current model, which
+        answers it even if the alias moves meanwhile (its fingerprint is in the answer)."""
+        served = holder.current  # taken once: this request finishes on this model
+        try:
+            batch = served.adapter("batch").validate_python(body)
+        except ValidationError as exc:
+            return refused(list(exc.errors(include_url=False)))
+        return answer(served, batch)
 
     return app

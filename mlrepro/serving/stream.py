@@ -34,6 +34,11 @@ class StreamSpec:
     max_deliveries: int = 5
     start: str = "0"
     expect: str | None = None
+    trust: tuple[str, ...] = ()  # public keys: refuse a bundle not signed by one of them
+    registry: str | None = None  # follow ``alias`` in this registry instead of ``bundle``
+    alias: str | None = None
+    poll: float = 2.0
+    allow_contract_change: bool = False
 
 
 def _check(spec: StreamSpec) -> None:
@@ -88,27 +93,51 @@ def ensure_group(client: Any, spec: StreamSpec) -> None:
         ) from None
 
 
-def run(spec: StreamSpec) -> dict[str, int]:
-    """Consume until SIGTERM/SIGINT; returns the counts."""
+def _holder(spec: StreamSpec) -> Any:
+    """The model(s) to predict with: the bundle, or the followed alias."""
     import warnings
 
     from mlrepro.delivery.api import load_bundle
+    from mlrepro.serving.swap import ModelHolder
 
-    _check(spec)
+    if spec.registry is not None:
+        return ModelHolder.follow(
+            spec.registry,
+            str(spec.alias),
+            max_batch=spec.batch,
+            trust=spec.trust,
+            poll=spec.poll,
+            allow_contract_change=spec.allow_contract_change,
+            log=say,
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bundle = load_bundle(spec.bundle, expect_fingerprint=spec.expect)
+        bundle = load_bundle(spec.bundle, expect_fingerprint=spec.expect, trusted_keys=spec.trust)
     for w in caught:
         say(f"warning: {w.message}")
+    return ModelHolder.fixed(bundle, max_batch=spec.batch)
+
+
+def run(spec: StreamSpec) -> dict[str, int]:
+    """Consume until SIGTERM/SIGINT; returns the counts."""
+    _check(spec)
+    holder = _holder(spec)
+    bundle = holder.current.bundle
     client = connect(spec.url)
     ensure_group(client, spec)
-    consumer = Consumer(client, spec, bundle)
+    consumer = Consumer(client, spec, holder)
     previous = {s: signal.signal(s, consumer.stop) for s in (signal.SIGTERM, signal.SIGINT)}
     say(
         f"{bundle.metadata.project}: bundle {bundle.fingerprint} verified, model {consumer.fp}; "
         f"reading {spec.input!r} as {spec.group}/{consumer.name}, writing {spec.output!r} "
         f"(dead letters: {spec.dead!r})"
+        + (
+            f"; following alias {spec.alias!r} of {holder.status()['registry']}"
+            if holder.following
+            else ""
+        )
     )
+    holder.start()
     try:
         consumer.run()
     except StopRequested:
@@ -116,6 +145,7 @@ def run(spec: StreamSpec) -> dict[str, int]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        holder.close()
     c = consumer.counts
     say(
         f"stopped: {c['read']} message(s) read, {c['predicted']} predicted, "
