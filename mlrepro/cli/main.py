@@ -230,9 +230,11 @@ def predict(
     if bundle is not None or registry is not None:
         from mlrepro.cli.delivery import bundle_predict
 
-        if sum(x is not None for x in (bundle, project, registry)) > 1:
+        if bundle is not None and project is not None:
+            raise UsageError("use just one of --bundle or -p/--project", hint="pick one model")
+        if registry is not None and (bundle is not None or project is not None):
             raise UsageError(
-                "use just one of --bundle, --registry or -p/--project", hint="pick one model"
+                "use just one of --registry, --bundle or -p/--project", hint="pick one model"
             )
         summary = bundle_predict(bundle, ui, io, expect, trust, registry, alias)
     else:

@@ -74,6 +74,7 @@ def sign(
         Path | None, typer.Option("-o", "--output", help="Write here (default: in place).")
     ] = None,
     as_json: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Sign a bundle's fingerprint (the fingerprint itself does not change)."""
     from mlrepro.delivery import signing
@@ -86,6 +87,8 @@ def sign(
     )
     if as_json:
         _emit_json(info)
+        return
+    if quiet:
         return
     typer.echo(f"signed {info['bundle']} with {info['key_id']}")
     typer.echo(f"  bundle fingerprint {info['fingerprint']} (unchanged)")
