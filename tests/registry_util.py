@@ -80,6 +80,7 @@ def forge_move(root: Path, alias: str, data: bytes, bundle_fp: str, model_fp: st
     (root / "objects").mkdir(parents=True, exist_ok=True)
     (root / "objects" / f"{obj.split(':', 1)[1]}.mlrepro").write_bytes(data)
     folder = root / "aliases" / alias
+    folder.mkdir(parents=True, exist_ok=True)
     seqs = sorted(int(p.stem) for p in folder.glob("*.json"))
     seq = (seqs[-1] + 1) if seqs else 1
     move = {
