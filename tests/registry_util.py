@@ -112,3 +112,28 @@ def tampered_bytes(src: Path) -> bytes:
                 data = data[:at] + data[at : at + 1].upper() + data[at + 1 :]
             zout.writestr(info, data)
     return buf.getvalue()
+
+
+class FailingModel:
+    """A 'fitted model' whose predict fails: for the warm-up check (picklable, importable)."""
+
+    def predict(self, X):  # noqa: ANN001, ANN201
+        raise RuntimeError("this model cannot predict")
+
+
+def failing_bundle(src: Path, dest: Path) -> Path:
+    """``src`` with its pipeline replaced by a FailingModel (a consistent, valid bundle)."""
+    import io
+
+    import joblib
+
+    from mlrepro.delivery import bundle as fmt
+
+    verified = fmt.read_verified(src)
+    members = dict(verified.members)
+    buf = io.BytesIO()
+    joblib.dump(FailingModel(), buf)
+    members[fmt.PIPELINE] = buf.getvalue()
+    index = verified.index
+    fmt.write_archive(dest, index["project"], index["model_fingerprint"], members)
+    return dest

@@ -251,17 +251,14 @@ class Follower:
                 )
         state = self.prepare(bundle)
         frame, recorded = self._warm_rows(bundle)
-        if recorded and not self.allow_contract_change:
-            result = bundle.predict_valid(frame)
-            if len(result.rejects):
-                why = result.rejects["reason"].iloc[0]
-                raise UsageError(
-                    f"the new model rejects {len(result.rejects)} of {len(frame)} recorded "
-                    f"input row(s) the current model accepted ({str(why)[:160]})",
-                    hint="publish a model that accepts the same inputs",
-                )
-        elif recorded:
-            bundle.predict_valid(frame)
+        result = bundle.predict_valid(frame)  # a model that fails here is refused
+        if recorded and len(result.rejects) and not self.allow_contract_change:
+            why = result.rejects["reason"].iloc[0]
+            raise UsageError(
+                f"the new model rejects {len(result.rejects)} of {len(frame)} recorded "
+                f"input row(s) the current model accepted ({str(why)[:160]})",
+                hint="publish a model that accepts the same inputs",
+            )
         if self.warm is not None:
             self.warm(state, frame)
         return Generation(bundle, move, state, old.number + 1, _now())
