@@ -281,6 +281,10 @@ class Follower:
         if move.object == old.move.object or move.object in self._refused:
             return "unchanged"
         started = time.monotonic()
+        self.log(
+            f"alias {self.alias!r} names move {move.seq} now (bundle "
+            f"{move.bundle_fingerprint[:20]}...): checking it"
+        )
         with self._lock:
             try:
                 new = self._candidate(move)
