@@ -246,3 +246,27 @@ def test_postgresql_registry_notifies_followers(m, pg_clean_schema):
         t.join(10)
         other.close()
         reg.close()
+
+
+@pytest.mark.postgres
+def test_a_follower_on_postgresql_swaps_on_notify_without_waiting_for_the_poll(m, pg_clean_schema):
+    import time
+
+    url = pg_clean_schema.url
+    reg = open_registry(url)
+    reg.publish(m["a"], "prod")
+    a = load_bundle(m["a"])
+    # poll=3600: without NOTIFY the next look at the alias would be an hour away. The
+    # follower's LISTEN starts in its thread; publish again in case it was not yet in place.
+    with load_bundle(registry=url, alias="prod", follow=True, poll=3600) as model:
+        assert model.status()["watch"] == "listen"
+        for i in range(30):
+            reg.publish(m["b"] if i % 2 == 0 else m["c"], "prod")
+            deadline = time.monotonic() + 2
+            while model.model_fingerprint == a.model_fingerprint and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if model.model_fingerprint != a.model_fingerprint:
+                break
+        assert model.model_fingerprint != a.model_fingerprint, "never woken by NOTIFY"
+        assert model.status()["swaps"] >= 1
+    reg.close()
