@@ -377,3 +377,14 @@ def test_signing_is_deterministic_and_resigning_replaces_the_same_key(m, k, tmp_
     assert len(sigs) == 2
     for key in ("me", "other"):
         assert load_bundle(both, trusted_keys=[f"{k[key]}.pub"]).fingerprint
+
+
+def test_a_private_key_others_can_read_is_refused(m, k, tmp_path):
+    import shutil
+
+    loose = tmp_path / "loose.key"
+    shutil.copy(f"{k['me']}.key", loose)
+    loose.chmod(0o644)
+    r = run("sign", str(m["a"]), "--key", str(loose), "-o", str(tmp_path / "x.mlrepro"))
+    assert r.returncode == 2 and "readable by other users" in r.stderr and "chmod 600" in r.stderr
+    assert not (tmp_path / "x.mlrepro").exists()

@@ -366,10 +366,11 @@ class FolderRegistry(Registry):
 
     def _put_object(self, staged: Staged) -> None:
         from mlrepro.core import atomic
+        from mlrepro.fingerprint import hash_file
 
         path = self._object_path(staged.object)
-        if path.is_file() and path.stat().st_size == len(staged.data):
-            return  # content-addressed: the same name is the same bytes (checked on fetch)
+        if path.is_file() and hash_file(path) == staged.object:
+            return  # content-addressed: already there
         self.objects.mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(path, staged.data)
 
@@ -392,27 +393,8 @@ class FolderRegistry(Registry):
 
     def history(self, alias: str) -> list[Move]:
         check_alias(alias)
-        out = []
-        for seq in self._seqs(alias):
-            path = self.moves / alias / f"{seq:010d}.json"
-            try:
-                raw = path.read_bytes()
-                data = json.loads(raw)
-            except FileNotFoundError:
-                continue
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                raise ArtifactError(
-                    f"registry record {path} is not valid JSON",
-                    hint="the registry was modified by hand or damaged; remove the record",
-                ) from None
-            move = Move.parse(data, str(path))
-            if move.seq != seq or move.alias != alias:
-                raise ArtifactError(
-                    f"registry record {path} claims to be move {move.seq} of {move.alias!r}",
-                    hint="the registry was modified by hand; remove the record",
-                )
-            out.append(move)
-        return out
+        moves = (self._read_move(alias, seq) for seq in self._seqs(alias))
+        return [m for m in moves if m is not None]
 
     def aliases(self) -> list[str]:
         try:
@@ -420,13 +402,41 @@ class FolderRegistry(Registry):
         except FileNotFoundError:
             return []
 
+    def _read_move(self, alias: str, seq: int) -> Move | None:
+        path = self.moves / alias / f"{seq:010d}.json"
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ArtifactError(
+                f"registry record {path} is not valid JSON",
+                hint="the registry was modified by hand or damaged; remove the record",
+            ) from None
+        move = Move.parse(data, str(path))
+        if move.seq != seq or move.alias != alias:
+            raise ArtifactError(
+                f"registry record {path} claims to be move {move.seq} of {move.alias!r}",
+                hint="the registry was modified by hand; remove the record",
+            )
+        return move
+
+    def current(self, alias: str) -> Move | None:
+        """The newest move (reads one record, however long the history)."""
+        check_alias(alias)
+        for seq in reversed(self._seqs(alias)):
+            move = self._read_move(alias, seq)
+            if move is not None:
+                return move
+        return None
+
     def _append(self, alias: str, make: Any) -> Move:
         folder = self.moves / alias
         folder.mkdir(parents=True, exist_ok=True)
         for _ in range(_RETRIES):
-            moves = self.history(alias)
-            seq = moves[-1].seq + 1 if moves else 1
-            move = make(seq, moves[-1].object if moves else None)
+            last = self.current(alias)
+            seq = last.seq + 1 if last else 1
+            move = make(seq, last.object if last else None)
             body = (json.dumps(move.to_dict(), indent=2, sort_keys=True) + "\n").encode()
             target = folder / f"{seq:010d}.json"
             tmp = folder / f".move-{os.getpid()}-{threading.get_ident()}-{seq}.tmp"
@@ -584,8 +594,12 @@ class SqlRegistry(Registry):
         import sqlalchemy as sa
 
         t = self.t_objects
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(t.c.size).where(t.c.object == obj)).first() is not None
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(t.c.size).where(t.c.object == obj)).first()
+        except sa.exc.DBAPIError as exc:
+            raise self._db("read a bundle", exc) from None
+        return row is not None
 
     def _read_object(self, obj: str) -> bytes | None:
         import sqlalchemy as sa
@@ -635,8 +649,11 @@ class SqlRegistry(Registry):
         if not self._ready and not self._tables_exist():
             return []
         t = self.t_moves
-        with self.engine.connect() as conn:
-            return sorted(r[0] for r in conn.execute(sa.select(t.c.alias).distinct()))
+        try:
+            with self.engine.connect() as conn:
+                return sorted(r[0] for r in conn.execute(sa.select(t.c.alias).distinct()))
+        except sa.exc.DBAPIError as exc:
+            raise self._db("list the aliases", exc) from None
 
     def _append(self, alias: str, make: Any) -> Move:
         import sqlalchemy as sa

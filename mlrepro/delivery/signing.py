@@ -169,6 +169,12 @@ def load_private_key(path: str | Path) -> PrivateKey:
             f"private key {path} is a {type(key).__name__}, not an ed25519 key",
             hint="make an ed25519 key pair with 'mlrepro keygen NAME'",
         )
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        raise UsageError(
+            f"private key {path} is readable by other users "
+            f"(mode {oct(path.stat().st_mode & 0o777)}); refusing to use it",
+            hint=f"chmod 600 {path} (and consider the key compromised if others read it)",
+        )
     return PrivateKey(key, key_id(key.public_key()), str(path))
 
 
