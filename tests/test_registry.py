@@ -270,3 +270,9 @@ def test_a_follower_on_postgresql_swaps_on_notify_without_waiting_for_the_poll(m
         assert model.model_fingerprint != a.model_fingerprint, "never woken by NOTIFY"
         assert model.status()["swaps"] >= 1
     reg.close()
+
+
+@pytest.mark.slow
+def test_two_publishers_racing_on_one_alias_in_sqlite(m, tmp_path):
+    moves = _race(f"sqlite:///{tmp_path / 'registry.db'}", m)
+    _check_race(moves, m)
