@@ -198,3 +198,12 @@ def test_a_poll_interval_must_be_positive(m, tmp_path):
         load_bundle(registry=str(url), alias="prod", follow=True, poll=0)
     reg = open_registry(str(url))
     assert reg.current("prod").seq == 1
+
+
+def test_publishing_the_same_bundle_again_is_not_a_swap(m, tmp_path):
+    url = tmp_path / "r"
+    _publish(url, m["a"])
+    with load_bundle(registry=str(url), alias="prod", follow=True, poll=3600) as model:
+        _publish(url, m["a"])
+        assert model.check_now() == "unchanged"
+        assert model.status()["current"]["seq"] == 2 and model.status()["swaps"] == 0

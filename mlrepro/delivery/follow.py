@@ -21,6 +21,7 @@ until the alias moves again) and the current generation keeps serving.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 import warnings
@@ -277,15 +278,21 @@ class Follower:
             self.check_errors += 1
             self.log(f"alias {self.alias!r} disappeared from the registry; keeping the model")
             return "error"
-        old = self._generation
-        if move.object == old.move.object or move.object in self._refused:
-            return "unchanged"
-        started = time.monotonic()
-        self.log(
-            f"alias {self.alias!r} names move {move.seq} now (bundle "
-            f"{move.bundle_fingerprint[:20]}...): checking it"
-        )
-        with self._lock:
+        if move.seq == self._generation.move.seq or move.object in self._refused:
+            return "unchanged"  # the fast path of nearly every poll (no lock)
+        with self._lock:  # one check at a time (the thread, and check_now from a caller)
+            old = self._generation
+            if move.object == old.move.object:
+                if move.seq > old.move.seq:  # the same bundle published again: same model
+                    self._generation = dataclasses.replace(old, move=move)
+                return "unchanged"
+            if move.object in self._refused:
+                return "unchanged"
+            started = time.monotonic()
+            self.log(
+                f"alias {self.alias!r} names move {move.seq} now (bundle "
+                f"{move.bundle_fingerprint[:20]}...): checking it"
+            )
             try:
                 new = self._candidate(move)
             except Exception as exc:  # noqa: BLE001 - any failure refuses the bundle

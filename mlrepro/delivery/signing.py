@@ -229,8 +229,11 @@ def who() -> str:
 
 
 def _digest(fingerprint: str) -> dict[str, str]:
-    if not fingerprint.startswith(_FINGERPRINT_PREFIX):
-        raise ValueError(f"not an mlrepro fingerprint: {fingerprint[:40]!r}")
+    if not fingerprint.startswith(_FINGERPRINT_PREFIX) or len(fingerprint) > 200:
+        raise ArtifactError(
+            f"{fingerprint[:40]!r} is not an mlrepro fingerprint, so it cannot be signed",
+            hint="rebuild the bundle with 'mlrepro bundle'",
+        )
     return {"blake3": fingerprint[len(_FINGERPRINT_PREFIX) :]}
 
 
@@ -306,14 +309,19 @@ class Checked:
         pred = self.statement.get("predicate")
         return pred if isinstance(pred, dict) else {}
 
-    def subject(self, name: str | None = None) -> list[str]:
-        out = []
-        for s in self.statement.get("subject", []):
-            if isinstance(s, dict) and (name is None or s.get("name") == name):
-                digest = s.get("digest")
-                if isinstance(digest, dict) and isinstance(digest.get("blake3"), str):
-                    out.append(_FINGERPRINT_PREFIX + digest["blake3"])
-        return out
+    def subject(self) -> list[str]:
+        return subjects(self.statement)
+
+
+def subjects(statement: Any) -> list[str]:
+    """The fingerprints a statement names (its subjects' blake3 digests), in order."""
+    found = statement.get("subject") if isinstance(statement, dict) else None
+    out = []
+    for s in found if isinstance(found, list) else []:
+        digest = s.get("digest") if isinstance(s, dict) else None
+        if isinstance(digest, dict) and isinstance(digest.get("blake3"), str):
+            out.append(_FINGERPRINT_PREFIX + digest["blake3"])
+    return out
 
 
 def _b64(value: Any) -> bytes:
@@ -412,9 +420,9 @@ def require_signed(
         if checked.statement.get("predicateType") != BUNDLE_PREDICATE:
             reasons.append("a signed statement that is not a bundle signature")
             continue
-        subjects = checked.subject()
-        if fingerprint not in subjects[:1]:
-            shown = subjects[0] if subjects else "nothing"
+        named = checked.subject()
+        if fingerprint not in named[:1]:
+            shown = named[0] if named else "nothing"
             reasons.append(f"a signature over another fingerprint ({shown[:24]}...)")
             continue
         return checked
@@ -432,8 +440,8 @@ def describe(
 ) -> list[dict[str, Any]]:
     """For ``inspect``: every signature and attestation, what it claims, and whether it holds.
 
-    Without trusted keys a signature can only be checked against the key id it claims
-    (``self-consistent``), which proves nothing about who signed it.
+    Without trusted keys nothing is checked (status "not checked"): a key id alone proves
+    nothing about who signed.
     """
     out = []
     for kind, items in (
@@ -453,11 +461,11 @@ def describe(
             entry["predicate_type"] = stmt.get("predicateType") if isinstance(stmt, dict) else None
             pred = stmt.get("predicate") if isinstance(stmt, dict) else None
             pred = pred if isinstance(pred, dict) else {}
-            subjects = (
-                Checked(PublicKey(None, "", ""), stmt).subject() if isinstance(stmt, dict) else []
-            )
             want = fingerprint if kind == "signature" else model_fp
-            entry["subject_matches"] = want in subjects
+            expected_type = BUNDLE_PREDICATE if kind == "signature" else VERIFY_PREDICATE
+            entry["subject_matches"] = (
+                want in subjects(stmt) and entry["predicate_type"] == expected_type
+            )
             if kind == "attestation":
                 entry.update(
                     reproduced=pred.get("reproduced"),
@@ -573,10 +581,16 @@ def sign_file(
     signatures.append(sign_bundle(verified.fingerprint, model_fp, project, key))
     atts = list(found["attestations"])
     for env in attestations:
-        payload, _ = _parse(env)
-        stmt = json.loads(payload)
-        subjects = Checked(PublicKey(None, "", ""), stmt).subject()
-        if stmt.get("predicateType") != VERIFY_PREDICATE or model_fp not in subjects:
+        try:
+            payload, _ = _parse(env)
+            stmt = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            stmt = None
+        if (
+            not isinstance(stmt, dict)
+            or stmt.get("predicateType") != VERIFY_PREDICATE
+            or model_fp not in subjects(stmt)
+        ):
             raise UsageError(
                 f"the attestation is not a verification of this bundle's model {model_fp[:20]}...",
                 hint="pass the verification.json written by 'mlrepro verify --attest' for the "
