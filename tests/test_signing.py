@@ -388,3 +388,26 @@ def test_a_private_key_others_can_read_is_refused(m, k, tmp_path):
     r = run("sign", str(m["a"]), "--key", str(loose), "-o", str(tmp_path / "x.mlrepro"))
     assert r.returncode == 2 and "readable by other users" in r.stderr and "chmod 600" in r.stderr
     assert not (tmp_path / "x.mlrepro").exists()
+
+
+HOSTILE = [
+    b"[]",
+    b'{"signatures": "nope"}',
+    b'{"signatures": [1, null, "x", []]}',
+    b'{"signatures": [{"payload": "%%%", "payloadType": "application/vnd.in-toto+json",'
+    b' "signatures": [{"sig": "AAAA"}]}]}',
+    b'{"signatures": [{"payload": "e30=", "payloadType": "text/plain", "signatures": []}]}',
+    b'{"signatures": [{"payload": "e30=", "payloadType": "application/vnd.in-toto+json",'
+    b' "signatures": [{"keyid": 5, "sig": ""}]}]}',
+]
+
+
+@pytest.mark.parametrize("data", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_signature_members_are_refused_with_exit_4(m, k, tmp_path, data):
+    bad = _rewrite(m["a"], tmp_path / "hostile.mlrepro", data)
+    r = run("predict", "--bundle", str(bad), "--trust", f"{k['me']}.pub", "-i", str(NEW_VISITS),
+            "-o", str(tmp_path / "p.csv"))  # fmt: skip
+    assert r.returncode == 4, r.stderr
+    assert "refusing to load it" in r.stderr
+    shown = run("inspect", str(bad), "--trust", f"{k['me']}.pub", "--json")
+    assert shown.returncode == 0, shown.stderr
