@@ -1,10 +1,11 @@
 """Hot swap: ``mlrepro serve --registry --alias`` while the alias moves, vs no moves.
 
     python benchmarks/bench_swap.py [--seconds 12] [--swaps 4] [--clients 4] [--poll 1.0]
-                                    [--rounds 2] [--workdir DIR]
+                                    [--rounds 2] [--workdir DIR] [--registry URL]
 
 Two diabetes models (seeds 42 and 43, same input contract) are published to a folder
-registry; one server follows the alias. Each round has two phases of ``--seconds``, with
+registry (or ``--registry URL``, e.g. a PostgreSQL database, where the server also wakes on
+``NOTIFY``); one server follows the alias. Each round has two phases of ``--seconds``, with
 ``--clients`` threads sending 5-record requests over keep-alive connections:
 
 * ``steady``: the alias does not move (the baseline, measured in the same run);
@@ -51,7 +52,7 @@ def model(workdir: Path, seed: int) -> Path:
     return out
 
 
-def publish(registry: Path, bundle: Path) -> float:
+def publish(registry: Path | str, bundle: Path) -> float:
     """Move the alias; returns the monotonic time the move was done."""
     subprocess.run(
         [sys.executable, "-m", "mlrepro.cli.main", "publish", str(bundle), "--registry",
@@ -137,21 +138,23 @@ def main() -> None:
     ap.add_argument("--poll", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--registry", default=None, help="registry URL (default: a new folder)")
     args = ap.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mlrepro-bench-swap-"))
     workdir.mkdir(parents=True, exist_ok=True)
     bundles = [model(workdir, 42), model(workdir, 43)]
     fps = [fingerprint(b) for b in bundles]
     body = util.records("diabetes")[:5]
-    registry = workdir / "registry"
-    shutil.rmtree(registry, ignore_errors=True)
+    registry: Path | str = args.registry or workdir / "registry"
+    if args.registry is None:
+        shutil.rmtree(registry, ignore_errors=True)
     publish(registry, bundles[0])
     cmd = [sys.executable, "-m", "mlrepro.cli.main", "serve", "--registry", str(registry)]
     cmd += ["--alias", "prod", "--poll", str(args.poll), "--port", "0", "--log-level", "warning"]
     proc, line = util.start(cmd, "listening on")
     base = line.split("listening on ")[1].split()[0]
     steady, swapping, swap_times, server_times, errors = [], [], [], [], 0
-    current = 0
+    current, watch = 0, "?"
     try:
         for _ in range(3):  # warm the server up
             httpx.post(f"{base}/predict", json=body, timeout=30)
@@ -181,6 +184,7 @@ def main() -> None:
                     time.sleep(0.005)
                 meta = httpx.get(f"{base}/metadata", timeout=30).json()["registry"]
                 server_times.append(meta["last_swap"]["seconds"])
+                watch = meta["watch"]
             time.sleep(gap)
             load.finish()
             swapping.append(latencies(load.answers))
@@ -199,7 +203,7 @@ def main() -> None:
         return statistics.median(r[key] for r in rows)
 
     print(f"clients {args.clients}, {args.seconds:g} s per phase, {args.rounds} round(s), "
-          f"{args.swaps} swaps per round, --poll {args.poll:g}")  # fmt: skip
+          f"{args.swaps} swaps per round, --poll {args.poll:g}, watch {watch}")  # fmt: skip
     print(f"steady    p50 {med(steady, 'p50'):7.1f} ms  p99 {med(steady, 'p99'):7.1f} ms  "
           f"({sum(r['n'] for r in steady)} requests)")  # fmt: skip
     print(f"swapping  p50 {med(swapping, 'p50'):7.1f} ms  p99 {med(swapping, 'p99'):7.1f} ms  "
