@@ -18,6 +18,10 @@ Expect = Annotated[
     str | None,
     typer.Option("--expect", help="Refuse the bundle unless its fingerprint is this one."),
 ]
+Trust = Annotated[
+    list[Path] | None,
+    typer.Option("--trust", help="Public key (NAME.pub) whose signature is required (repeatable)."),
+]
 
 
 def _emit_json(data: Any) -> None:
@@ -45,39 +49,63 @@ def bundle(
     wait: Annotated[
         float, typer.Option("--wait", help="Seconds to wait for another mlrepro writing it.")
     ] = 0.0,
+    sign: Annotated[
+        Path | None, typer.Option("--sign", help="Sign the bundle with this key (NAME.key).")
+    ] = None,
+    attestation: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--attestation", help="Embed a 'verify --attest' file (repeatable; needs --sign)."
+        ),
+    ] = None,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
     """Pack the trained model into one integrity-checked file for production."""
+    from mlrepro.cli.registry import check_sign_options, sign_after_bundle
     from mlrepro.core import manifest as manifest_mod
     from mlrepro.delivery import bundle as fmt
     from mlrepro.project.locking import project_lock
 
     m = manifest_mod.load(project)
     target = output if output is not None else Path(f"{m.name}{fmt.SUFFIX}")
+    check_sign_options(sign, attestation)
     with project_lock(m.root, wait):
         info = fmt.build(m, target)
+    info = sign_after_bundle(info, sign, attestation)
+    info["size"] = Path(info["bundle"]).stat().st_size
     if as_json:
         _emit_json(info)
     elif not quiet:
         typer.echo(f"bundled {info['project']} -> {info['bundle']} ({_size(info['size'])})")
         typer.echo(f"  bundle fingerprint {info['fingerprint']}")
         typer.echo(f"  model fingerprint  {info['model_fingerprint']}")
+        if info.get("key_id"):
+            typer.echo(f"  signed with        {info['key_id']}")
 
 
 def inspect(
     path: Annotated[Path, typer.Argument(help="A .mlrepro bundle.")],
     expect: Expect = None,
+    trust: Trust = None,
     as_json: Json = False,
 ) -> None:
-    """Verify a bundle (without loading the model) and print its model card and fingerprints."""
+    """Verify a bundle (without loading the model) and print its model card and fingerprints,
+    signatures and attestations (checked against --trust keys)."""
     from mlrepro.core import env
     from mlrepro.delivery import bundle as fmt
+    from mlrepro.delivery import signing
 
+    keys = signing.trusted(trust)
     verified = fmt.read_verified(path, expect)
     meta = verified.metadata()
-    recorded_env = meta.get("environment", {})
-    diff = env.diff(recorded_env, env.capture_like(recorded_env))
+    diff = env.diff(meta.get("environment", {}), env.capture_like(meta.get("environment", {})))
+    provenance = signing.describe(
+        signing.bundle_envelopes(verified),
+        verified.fingerprint,
+        str(verified.index.get("model_fingerprint")),
+        keys,
+    )
     if as_json:
         _emit_json(
             {
@@ -89,6 +117,7 @@ def inspect(
                 "metadata": meta,
                 "environment_diff": diff,
                 "card": verified.text(fmt.CARD),
+                "provenance": provenance,
             }
         )
         return
@@ -97,20 +126,61 @@ def inspect(
     typer.echo(f"fingerprint {verified.fingerprint}  (every member verified)")
     for name, entry in sorted(verified.index["members"].items()):
         typer.echo(f"  {name:<16} {entry['size']:>10}  {entry['file_hash']}")
+    typer.echo("\n## Signatures and attestations\n")
+    if not provenance:
+        typer.echo("none: the bundle is unsigned (sign it with 'mlrepro sign BUNDLE --key KEY')")
+    for p in provenance:
+        keys_text = ", ".join(k[:23] + "..." for k in p.get("key_ids", [])) or "-"
+        line = f"  {p['kind']:<12} {p['status']}  key {keys_text}"
+        if p["kind"] == "attestation":
+            line += (
+                f"  reproduced={p.get('reproduced')} as_of={p.get('as_of')} "
+                f"by {p.get('verified_by')} at {p.get('verified_at')}"
+            )
+        elif p.get("signed_by"):
+            line += f"  by {p['signed_by']}"
+        if not p.get("subject_matches", True):
+            line += "  (names another bundle/model!)"
+        typer.echo(line)
     if diff:
         typer.echo("\nthis environment differs from training:")
         for line in diff:
             typer.echo(f"  {line}")
 
 
-def bundle_predict(path: Path, ui: Any, io: dict[str, Any], expect: str | None) -> dict[str, Any]:
-    """``mlrepro predict --bundle``: no project folder, no database needed."""
+def bundle_predict(
+    path: Path | None,
+    ui: Any,
+    io: dict[str, Any],
+    expect: str | None,
+    trust: list[Path] | None = None,
+    registry: str | None = None,
+    alias: str | None = None,
+) -> dict[str, Any]:
+    """``mlrepro predict --bundle`` (or ``--registry --alias``): no project, no database."""
     from mlrepro.delivery.api import load_reporting
     from mlrepro.predict.io import CHECKED, check_io, known_rows, predict_io
 
     check_io(**{k: v for k, v in io.items() if k in CHECKED}, default_url=None)
     warn = lambda msg: ui.report("warn", "predict", msg)  # noqa: E731
-    model = load_reporting(path, expect_fingerprint=expect, report=warn)
+    if registry is not None:
+        model = load_reporting(
+            None,
+            expect_fingerprint=None,
+            report=warn,
+            trusted_keys=trust,
+            registry=registry,
+            alias=alias,
+        )
+        if expect is not None and model.fingerprint != expect:
+            from mlrepro.errors import ArtifactError
+
+            raise ArtifactError(
+                f"alias {alias!r} names bundle {model.fingerprint}, not the expected {expect}",
+                hint="drop --expect, or roll the alias back",
+            )
+    else:
+        model = load_reporting(path, expect_fingerprint=expect, report=warn, trusted_keys=trust)
     return predict_io(
         model.pipeline,
         model.contract,

@@ -18,6 +18,7 @@ import typer
 from mlrepro.cli.delivery import register as register_delivery
 from mlrepro.cli.env import register as register_env
 from mlrepro.cli.online import register as register_online
+from mlrepro.cli.registry import register as register_registry
 from mlrepro.cli.reports import register as register_reports
 from mlrepro.errors import EXIT_INTERRUPTED, MlreproError, UsageError
 from mlrepro.version import __version__
@@ -194,6 +195,15 @@ def predict(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Processes of the local Dask cluster.")
     ] = None,
+    trust: Annotated[
+        list[Path] | None,
+        typer.Option("--trust", help="With --bundle/--registry: require a signature by this key."),
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option("--registry", help="Predict with the bundle --alias names in this registry."),
+    ] = None,
+    alias: Annotated[str | None, typer.Option("--alias", help="Alias, with --registry.")] = None,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -218,15 +228,26 @@ def predict(
         "scheduler": scheduler,
         "workers": workers,
     }
-    if bundle is not None:
+    if (registry is None) != (alias is None):
+        raise UsageError("--registry and --alias go together", hint="pass both, or neither")
+    if bundle is not None or registry is not None:
         from mlrepro.cli.delivery import bundle_predict
 
-        if project is not None:
+        if bundle is not None and project is not None:
             raise UsageError("use just one of --bundle or -p/--project", hint="pick one model")
-        summary = bundle_predict(bundle, ui, io, expect)
+        if registry is not None and (bundle is not None or project is not None):
+            raise UsageError(
+                "use just one of --registry, --bundle or -p/--project", hint="pick one model"
+            )
+        summary = bundle_predict(bundle, ui, io, expect, trust, registry, alias)
     else:
         if expect is not None:
             raise UsageError("--expect needs --bundle", hint="add --bundle FILE, or drop --expect")
+        if trust:
+            raise UsageError(
+                "--trust needs --bundle or --registry",
+                hint="a project's own pipeline is not signed; add --bundle FILE",
+            )
         m = manifest_mod.load(project)
         if input is None and query is None:
             if output or table:
@@ -273,6 +294,13 @@ def verify(
             "you trust) to feed stages and compare fitted state.",
         ),
     ] = False,
+    attest: Annotated[
+        Path | None,
+        typer.Option("--attest", help="Sign the report with this key (NAME.key) into -o FILE."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="With --attest: the attestation file.")
+    ] = None,
     as_json: Json = False,
     quiet: Quiet = False,
     fmt: Annotated[
@@ -300,7 +328,16 @@ def verify(
 
     fmt = output_format(fmt, as_json)
     check_outputs(report_file, junit)
+    if (attest is None) != (output is None):
+        raise UsageError(
+            "--attest KEY and -o FILE go together",
+            hint="e.g. mlrepro verify --attest me.key -o verification.json",
+        )
     m = manifest_mod.load(project)
+    if attest is not None:
+        from mlrepro.delivery.signing import load_private_key
+
+        load_private_key(attest)  # a bad key fails before the (long) verification
     tol = Tolerance(rtol=rtol, atol=atol)
     with Spinner() if not (quiet or fmt != "text") else contextlib.nullcontext() as spin:
         report = run_verify(
@@ -312,14 +349,22 @@ def verify(
             trust_artifacts=trust_artifacts,
         )
     write_outputs(m, report, report_file, junit, fmt)
+    result = report.to_dict()
+    if attest is not None and output is not None:
+        from mlrepro.cli.registry import attest as write_attestation
+
+        result["attestation"] = write_attestation(m, report.to_dict(), attest, output)
     if fmt == "json":
-        _emit_json(report.to_dict())
+        _emit_json(result)
     elif fmt == "github":
         from mlrepro.verify.ci import github_annotations
 
         sys.stdout.write(github_annotations(report))
     elif not quiet:
         render(report)
+        if "attestation" in result:
+            a = result["attestation"]
+            typer.echo(f"attestation {a['attestation']} signed with {a['key_id']}")
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
@@ -328,6 +373,7 @@ register_delivery(app)
 register_online(app)
 register_reports(app)
 register_env(app)
+register_registry(app)
 
 
 def _wants_json(argv: list[str]) -> bool:

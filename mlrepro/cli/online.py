@@ -15,7 +15,48 @@ import typer
 
 from mlrepro.errors import UsageError
 
-BundleArg = Annotated[Path, typer.Argument(help="A .mlrepro bundle (mlrepro bundle -o FILE).")]
+BundleArg = Annotated[
+    Path | None,
+    typer.Argument(help="A .mlrepro bundle (mlrepro bundle -o FILE); or --registry/--alias."),
+]
+Trust = Annotated[
+    list[Path] | None,
+    typer.Option("--trust", help="Public key (NAME.pub) whose signature is required (repeatable)."),
+]
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option("--registry", help="Follow --alias in this registry (folder or database URL)."),
+]
+AliasOpt = Annotated[str | None, typer.Option("--alias", help="Alias to follow, e.g. production.")]
+Poll = Annotated[
+    float, typer.Option("--poll", help="Seconds between alias checks (PostgreSQL: NOTIFY too).")
+]
+AllowChange = Annotated[
+    bool,
+    typer.Option(
+        "--allow-contract-change",
+        help="Swap to a model whose input columns/types differ from the current one.",
+    ),
+]
+
+
+def _source(
+    bundle: Path | None, registry: str | None, alias: str | None, expect: str | None
+) -> None:
+    if (registry is None) != (alias is None):
+        raise UsageError("--registry and --alias go together", hint="pass both, or neither")
+    if (bundle is None) == (registry is None):
+        raise UsageError(
+            "pass a bundle file, or --registry URL --alias NAME (not both)",
+            hint="e.g. mlrepro serve model.mlrepro, or --registry ./registry --alias production",
+        )
+    if registry is not None and expect is not None:
+        raise UsageError(
+            "--expect pins one bundle, so it cannot follow an alias",
+            hint="drop --expect (use --trust to accept only signed bundles)",
+        )
+
+
 Expect = Annotated[
     str | None,
     typer.Option("--expect", help="Refuse the bundle unless its fingerprint is this one."),
@@ -33,7 +74,7 @@ def _need(module: str) -> None:
 
 
 def serve(
-    bundle: BundleArg,
+    bundle: BundleArg = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", help="Port to listen on (0: any free one).")
@@ -56,14 +97,33 @@ def serve(
             help="Refuse to start (exit 1) when a package that matters differs from training.",
         ),
     ] = False,
+    trust: Trust = None,
+    registry: RegistryOpt = None,
+    alias: AliasOpt = None,
+    poll: Poll = 2.0,
+    allow_contract_change: AllowChange = False,
 ) -> None:
-    """Serve the bundle's model as a REST API: POST /predict, GET /health, /ready, /metadata."""
+    """Serve the bundle's model as a REST API: POST /predict, GET /health, /ready, /metadata.
+
+    With --registry/--alias the model is the one the alias names, swapped without a
+    restart when the alias moves (after every check passed)."""
+    _source(bundle, registry, alias, expect)
     for module in ("fastapi", "uvicorn"):
         _need(module)
     from mlrepro.serving.process import ServeSpec, run
 
     run(
-        ServeSpec(str(bundle), expect, max_batch, strict_env),
+        ServeSpec(
+            str(bundle) if bundle is not None else None,
+            expect,
+            max_batch,
+            strict_env=strict_env,
+            trust=tuple(str(t) for t in trust or ()),
+            registry=registry,
+            alias=alias,
+            poll=poll,
+            allow_contract_change=allow_contract_change,
+        ),
         host=host,
         port=port,
         workers=workers,
@@ -73,7 +133,7 @@ def serve(
 
 
 def stream(
-    bundle: BundleArg,
+    bundle: BundleArg = None,
     redis: Annotated[
         str, typer.Option("--redis", help="Redis URL, e.g. redis://localhost:6379/0.")
     ] = "redis://127.0.0.1:6379/0",
@@ -112,17 +172,23 @@ def stream(
         typer.Option("--start", help="Where a new group starts: 0 (whole stream) or $ (new)."),
     ] = "0",
     expect: Expect = None,
+    trust: Trust = None,
+    registry: RegistryOpt = None,
+    alias: AliasOpt = None,
+    poll: Poll = 2.0,
+    allow_contract_change: AllowChange = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final counts as JSON.")
     ] = False,
 ) -> None:
     """Predict records from a Redis stream into another; invalid ones go to a dead-letter stream."""
+    _source(bundle, registry, alias, expect)
     _need("redis")
     from mlrepro.serving.stream import StreamSpec, run
 
     counts = run(
         StreamSpec(
-            bundle=str(bundle),
+            bundle=str(bundle) if bundle is not None else "",
             url=redis,
             input=input,
             output=output,
@@ -135,6 +201,11 @@ def stream(
             max_deliveries=max_deliveries,
             start=start,
             expect=expect,
+            trust=tuple(str(t) for t in trust or ()),
+            registry=registry,
+            alias=alias,
+            poll=poll,
+            allow_contract_change=allow_contract_change,
         )
     )
     if as_json:

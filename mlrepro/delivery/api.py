@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from mlrepro.errors import ArtifactError, DataError, EnvironmentMismatch
+from mlrepro.errors import ArtifactError, DataError, EnvironmentMismatch, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +31,7 @@ __all__ = [
     "BundleMetadata",
     "ColumnSpec",
     "EnvironmentWarning",
+    "FollowingBundle",
     "IgnoredColumnsWarning",
     "PredictionResult",
     "PredictionSummary",
@@ -425,45 +426,83 @@ def _check_schema(contract: Contract, path: Path) -> None:
 
 
 def load_reporting(
-    path: str | Path,
+    path: str | Path | None,
     *,
     expect_fingerprint: str | None,
     report: Callable[[str], None],
-    strict_env: bool = False,
-) -> Bundle:
-    """``load_bundle`` for a long-running command: its warnings go to ``report``, once each."""
+    **options: Any,
+) -> Any:
+    """``load_bundle`` for a long-running command: its warnings go to ``report``, once each.
+
+    ``options`` are ``load_bundle``'s (``strict_env``, ``trusted_keys``, ``registry``, ...).
+    """
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bundle = load_bundle(path, expect_fingerprint=expect_fingerprint, strict_env=strict_env)
+        bundle = load_bundle(path, expect_fingerprint=expect_fingerprint, **options)
     for w in caught:
         report(str(w.message))
     return bundle
 
 
 def load_bundle(
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     expect_fingerprint: str | None = None,
     check_environment: bool = True,
     strict_env: bool = False,
-) -> Bundle:
+    trusted_keys: Sequence[Any] | None = None,
+    registry: str | Path | None = None,
+    alias: str | None = None,
+    follow: bool = False,
+    poll: float = 2.0,
+    allow_contract_change: bool = False,
+) -> Any:
     """Load a ``.mlrepro`` bundle: verify every member, then unpickle the pipeline.
 
     ``expect_fingerprint`` pins the exact bundle (as printed by ``mlrepro bundle`` and
-    ``mlrepro inspect``): anything else is refused before unpickling. With
-    ``check_environment`` an ``EnvironmentWarning`` names package versions that differ from
-    training. With ``strict_env`` a difference in a package that matters (the packages the
-    pipeline's classes come from and their dependencies) raises ``EnvironmentMismatch``
-    (exit code 1) before anything is unpickled. Raises ``ArtifactError`` (exit code 4 in the
-    CLI) for a missing, damaged or tampered bundle.
+    ``mlrepro inspect``): anything else is refused before unpickling. ``trusted_keys``
+    (paths of ``NAME.pub`` files, or loaded keys) refuses a bundle that is unsigned or not
+    signed by one of them, also before unpickling. With ``check_environment`` an
+    ``EnvironmentWarning`` names package versions that differ from training. With
+    ``strict_env`` a difference in a package that matters (the packages the pipeline's
+    classes come from and their dependencies) raises ``EnvironmentMismatch`` (exit code 1)
+    before anything is unpickled. Raises ``ArtifactError`` (exit code 4 in the CLI) for a
+    missing, damaged or tampered bundle.
+
+    ``registry=URL, alias=NAME`` loads the bundle the alias names instead of ``path``; with
+    ``follow=True`` the result is a ``FollowingBundle`` that checks the alias every ``poll``
+    seconds and swaps to the new model once it passed every check (see README "Registry").
     """
+    if registry is not None or alias is not None:
+        if path is not None or registry is None or alias is None:
+            raise UsageError(
+                "load_bundle needs either a path, or registry= and alias= (not both)",
+                hint="e.g. load_bundle(registry='./registry', alias='production')",
+            )
+        return _from_registry(
+            registry,
+            alias,
+            trusted_keys=trusted_keys,
+            follow=follow,
+            poll=poll,
+            allow_contract_change=allow_contract_change,
+            check_environment=check_environment,
+        )
+    if path is None:
+        raise UsageError("load_bundle needs a path", hint="e.g. load_bundle('model.mlrepro')")
+    if follow:
+        raise UsageError("follow=True needs registry= and alias=", hint="or drop follow=True")
     from mlrepro.delivery import bundle as fmt
     from mlrepro.delivery import card
     from mlrepro.predict.contract import Contract
 
     verified = fmt.read_verified(path, expect_fingerprint)
+    if trusted_keys:
+        from mlrepro.delivery import signing
+
+        signing.check_bundle(verified, signing.trusted(trusted_keys))
     meta = verified.metadata()
     if meta.get("model_fingerprint") != verified.index.get("model_fingerprint"):
         raise ArtifactError(
@@ -508,4 +547,108 @@ def load_bundle(
         contract=contract,
         columns=columns,
         pipeline=pipeline,
+    )
+
+
+class FollowingBundle:
+    """A bundle that follows a registry alias (``load_bundle(..., follow=True)``).
+
+    Every call uses the generation current when it starts, so one call's predictions all
+    come from one model (its ``model_fingerprint`` column says which). ``status()`` tells
+    the alias, the current model, the last swap and the last refusal; ``close()`` stops
+    following (also on ``with ... as model:`` exit).
+    """
+
+    def __init__(self, follower: Any) -> None:
+        self.follower = follower
+
+    @property
+    def bundle(self) -> Bundle:
+        return self.follower.current.bundle
+
+    def __getattr__(self, name: str) -> Any:  # metadata, contract, columns, card, ...
+        if name == "follower":
+            raise AttributeError(name)
+        return getattr(self.follower.current.bundle, name)
+
+    def __repr__(self) -> str:
+        return f"<FollowingBundle alias={self.follower.alias!r} {self.bundle!r}>"
+
+    def predict(self, data: Records, *, keep: Sequence[str] = ()) -> pd.DataFrame:
+        bundle = self.bundle
+        frame = _frame(data)
+        out = bundle.predict(frame, keep=keep)
+        self.follower.remember(frame)
+        return out
+
+    def predict_valid(self, data: Records, *, keep: Sequence[str] = ()) -> PredictionResult:
+        bundle = self.bundle
+        frame = _frame(data)
+        result = bundle.predict_valid(frame, keep=keep)
+        if len(result.predictions):
+            self.follower.remember(frame.loc[result.predictions.index])
+        return result
+
+    def validate(self, data: Records) -> Validation:
+        return self.bundle.validate(data)
+
+    def check_now(self) -> str:
+        """Look at the alias now (instead of waiting for the next poll)."""
+        return self.follower.check()
+
+    def status(self) -> dict[str, Any]:
+        return self.follower.status()
+
+    def close(self) -> None:
+        self.follower.close()
+
+    def __enter__(self) -> FollowingBundle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _from_registry(
+    registry: str | Path,
+    alias: str,
+    *,
+    trusted_keys: Sequence[Any] | None,
+    follow: bool,
+    poll: float,
+    allow_contract_change: bool,
+    check_environment: bool,
+) -> Any:
+    from mlrepro.delivery import signing
+    from mlrepro.delivery.follow import Follower
+    from mlrepro.delivery.registry import open_registry
+
+    reg = open_registry(registry)
+    try:
+        follower = Follower(
+            reg,
+            alias,
+            trusted_keys=signing.trusted(trusted_keys),
+            allow_contract_change=allow_contract_change,
+            poll=poll,
+            check_environment=check_environment,
+            log=_log,
+            load=load_bundle,
+        )
+    except BaseException:
+        reg.close()
+        raise
+    if not follow:
+        bundle = follower.current.bundle
+        follower.close()  # the bundle is in memory; the fetched file is no longer needed
+        return bundle
+    return FollowingBundle(follower.start())
+
+
+def _log(message: str) -> None:
+    import logging
+
+    logger = logging.getLogger("mlrepro.follow")
+    (logger.warning if message.startswith(("refused", "cannot", "alias check")) else logger.info)(
+        message
     )

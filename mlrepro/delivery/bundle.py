@@ -38,7 +38,11 @@ MANIFEST = "mlrepro.yaml"
 LOCK = "mlrepro.lock"
 PIPELINE = "pipeline.joblib"
 MEMBERS = (METADATA, SCHEMA, CARD, MANIFEST, LOCK, PIPELINE)
+# Signatures and attestations (DSSE envelopes, see delivery/signing.py). Not in the index:
+# they sign the index's fingerprint, so adding them leaves the fingerprint unchanged.
+SIGNATURES = "signatures.json"
 MAX_INDEX_BYTES = 1 << 20
+MAX_SIGNATURES_BYTES = 1 << 20
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -50,6 +54,8 @@ class VerifiedBundle:
     fingerprint: str  # blake3 of the index bytes
     index: dict[str, Any]
     members: dict[str, bytes]
+    signatures: bytes | None = None  # the raw signatures.json member, unverified
+    index_bytes: bytes = b""
 
     def text(self, name: str) -> str:
         try:
@@ -95,14 +101,30 @@ def _index(project: str, model_fp: str, members: dict[str, bytes]) -> bytes:
     return (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def write_archive(path: Path, project: str, model_fp: str, members: dict[str, bytes]) -> str:
-    """Write a bundle atomically; returns its fingerprint."""
+def write_archive(
+    path: Path,
+    project: str,
+    model_fp: str,
+    members: dict[str, bytes],
+    *,
+    index: bytes | None = None,
+    signatures: bytes | None = None,
+) -> str:
+    """Write a bundle atomically; returns its fingerprint.
+
+    ``index`` reuses the index bytes of an existing bundle (re-signing keeps its
+    fingerprint); ``signatures`` adds the signatures member after the indexed ones.
+    """
     from mlrepro.core import atomic
 
-    index = _index(project, model_fp, members)
+    if index is None:
+        index = _index(project, model_fp, members)
+    entries = [(INDEX, index), *((n, members[n]) for n in MEMBERS)]
+    if signatures is not None:
+        entries.append((SIGNATURES, signatures))
     with atomic.atomic_path(Path(path)) as tmp:
         with zipfile.ZipFile(tmp, "w") as zf:
-            for name, data in [(INDEX, index), *((n, members[n]) for n in MEMBERS)]:
+            for name, data in entries:
                 info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16
@@ -121,6 +143,13 @@ def _artifact(store: Any, record: dict[str, Any]) -> bytes:
     if hash_bytes(data) != record["file_hash"]:  # changed since it was verified
         store.verified_path(record)
     return data
+
+
+def write_signed(verified: VerifiedBundle, output: Path, signatures: bytes) -> None:
+    """Rewrite a verified bundle with a new signatures member (same index, same fingerprint)."""
+    write_archive(
+        Path(output), "", "", verified.members, index=verified.index_bytes, signatures=signatures
+    )
 
 
 def build(manifest: Any, output: Path) -> dict[str, Any]:
@@ -209,7 +238,7 @@ def _read_index(zf: zipfile.ZipFile, path: Path, expect: str | None) -> tuple[st
 
 
 def _check_members(zf: zipfile.ZipFile, path: Path, index: dict) -> dict[str, bytes]:
-    listed, present = set(index["members"]), set(zf.namelist()) - {INDEX}
+    listed, present = set(index["members"]), set(zf.namelist()) - {INDEX, SIGNATURES}
     for problem, names in (
         ("member(s) not listed in its index", present - listed),
         ("member(s) listed in its index but missing", listed - present),
@@ -255,7 +284,13 @@ def read_verified(path: str | Path, expect: str | None = None) -> VerifiedBundle
         with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as zf:
             fingerprint, index = _read_index(zf, path, expect)
             members = _check_members(zf, path, index)
+            signatures = None
+            if SIGNATURES in zf.namelist():
+                if zf.getinfo(SIGNATURES).file_size > MAX_SIGNATURES_BYTES:
+                    raise _refuse(path, f"its {SIGNATURES} member is implausibly large")
+                signatures = zf.read(SIGNATURES)
+            raw_index = zf.read(INDEX)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise _refuse(path, f"not a readable zip archive ({reason[:120]})") from None
-    return VerifiedBundle(path, fingerprint, index, members)
+    return VerifiedBundle(path, fingerprint, index, members, signatures, raw_index)

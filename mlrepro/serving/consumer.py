@@ -33,6 +33,11 @@ class StreamSpec:
     max_deliveries: int = 5
     start: str = "0"
     expect: str | None = None
+    trust: tuple[str, ...] = ()  # public keys: refuse a bundle not signed by one of them
+    registry: str | None = None  # follow ``alias`` in this registry instead of ``bundle``
+    alias: str | None = None
+    poll: float = 2.0
+    allow_contract_change: bool = False
 
 
 class StopRequested(BaseException):
@@ -48,23 +53,38 @@ class Consumer:
     """Reads, scores and writes batches until ``stop()``; counts what it did."""
 
     def __init__(self, client: Any, spec: StreamSpec, bundle: Any) -> None:
-        from pydantic import TypeAdapter
+        from mlrepro.serving.swap import ModelHolder
 
-        from mlrepro.serving.records import RequestModels
-        from mlrepro.serving.scoring import Scorer
-
-        self.client, self.spec, self.bundle = client, spec, bundle
+        self.client, self.spec = client, spec
+        # ``bundle`` is a loaded Bundle, or a ModelHolder following a registry alias.
+        self.holder = (
+            bundle
+            if isinstance(bundle, ModelHolder)
+            else ModelHolder.fixed(bundle, max_batch=spec.batch)
+        )
         self.name = spec.consumer or socket.gethostname()
-        self.models = RequestModels(bundle, max_batch=spec.batch)
-        self.adapter = TypeAdapter(self.models.record)
-        self.scorer = Scorer(bundle)
-        self.fp = bundle.model_fingerprint
+        self._served: Any = None
+        self._sync()
         self.write = client.register_script(codec.WRITE_AND_ACK)
         self.counts = {"read": 0, "predicted": 0, "dead_lettered": 0, "already_done": 0}
         self.stopping = False
         self.waiting = False
         self._cursor = "0-0"
         self._claim_at = 0.0
+
+    def _sync(self) -> None:
+        """Take the holder's current model for the next batch (a swap lands between batches)."""
+        served = self.holder.current
+        if served is self._served:
+            return
+        if self._served is not None:
+            say(f"now predicting with model {served.bundle.model_fingerprint}")
+        self._served = served
+        self.bundle = served.bundle
+        self.models = served.models
+        self.adapter = served.adapter("record")
+        self.scorer = served.scorer
+        self.fp = served.bundle.model_fingerprint
 
     # ------------------------------------------------------------------ control
     def stop(self, *_: Any) -> None:
@@ -179,6 +199,7 @@ class Consumer:
         """Validate, predict and write one batch; acknowledged in the same atomic step."""
         if not entries:
             return
+        self._sync()
         self.counts["read"] += len(entries)
         raw = {_str(i): fields for i, fields in entries}
         ids = list(raw)
@@ -220,6 +241,8 @@ class Consumer:
         try:
             frame, id_values = self.models.frame(records)
             scored = self.scorer.score(frame, id_values)
+            if self.holder.following and scored.rows and not scored.rejects:
+                self.holder.remember(frame)
         except Exception as exc:  # noqa: BLE001 - a bug or an odd record: find out which
             if len(records) == 1:
                 why = f"prediction failed ({type(exc).__name__}: {str(exc)[:200]})"

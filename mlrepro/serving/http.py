@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlrepro.serving.errors import (
@@ -38,6 +38,7 @@ from mlrepro.serving.records import (
     issues_from_reasons,
 )
 from mlrepro.serving.scoring import Scorer
+from mlrepro.serving.swap import ModelHolder, Served
 
 if TYPE_CHECKING:
     from mlrepro.delivery.api import Bundle
@@ -87,22 +88,23 @@ def _metadata(bundle: "Bundle", models: RequestModels, scorer: Scorer) -> dict[s
     return meta
 
 
-def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
-    """The API for ``bundle`` (already loaded and verified)."""
-    models = RequestModels(bundle, max_batch=max_batch)
-    scorer = Scorer(bundle)
+def create_app(bundle: "Bundle | ModelHolder", *, max_batch: int = 1000) -> FastAPI:
+    """The API for ``bundle`` (already loaded and verified), or for a ``ModelHolder`` that
+    follows a registry alias (the model may then be swapped between requests)."""
+    holder = bundle if isinstance(bundle, ModelHolder) else ModelHolder.fixed(bundle, max_batch)
+    first = holder.current
+    bundle, models, scorer = first.bundle, first.models, first.scorer
+    max_batch = first.max_batch
     meta = json_response(_metadata(bundle, models, scorer)).body
-    fingerprints = {
-        "model_fingerprint": bundle.model_fingerprint,
-        "bundle_fingerprint": bundle.fingerprint,
-    }
     state = {"ready": False}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        holder.start()
         state["ready"] = True
         yield
         state["ready"] = False
+        holder.close()
 
     m = bundle.metadata
     app = FastAPI(
@@ -119,13 +121,15 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
     )
     errors: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}, 413: {"model": ErrorBody}}
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        errs = list(exc.errors())
+    def refused(errs: list[Any]) -> Response:
         big = next((e for e in errs if e.get("type") == TOO_LARGE), None)
         if big is not None:
             return too_large_response(max_batch, f"a batch of {big['ctx']['actual']} records")
         return invalid_response(issues_from_errors(errs), None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return refused(list(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -147,13 +151,19 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
 
     @app.get("/ready", summary="Readiness: the model is loaded and verified", responses={503: {}})
     def ready() -> Response:
+        now = holder.current.fingerprints
         if not state["ready"]:
-            return json_response({"ready": False, **fingerprints}, 503)
-        return json_response({"ready": True, "project": m.project, **fingerprints})
+            return json_response({"ready": False, **now}, 503)
+        return json_response({"ready": True, "project": m.project, **now})
 
     @app.get("/metadata", summary="Fingerprints, feature order, input schema, metrics, card")
     def metadata() -> Response:
-        return Response(meta, media_type="application/json")
+        if not holder.following:
+            return Response(meta, media_type="application/json")
+        served = holder.current
+        body = _metadata(served.bundle, served.models, served.scorer)
+        body["registry"] = holder.status()
+        return json_response(body)
 
     @app.get(
         "/card",
@@ -162,7 +172,7 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
         responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}},
     )
     def model_card() -> Response:
-        return Response(bundle.card, media_type="text/markdown; charset=utf-8")
+        return Response(holder.current.bundle.card, media_type="text/markdown; charset=utf-8")
 
     report_cache: dict[str, bytes] = {}
 
@@ -176,16 +186,19 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
         },
     )
     def report() -> Response:
-        if "html" not in report_cache:
+        current = holder.current.bundle
+        if current.fingerprint not in report_cache:
             from mlrepro.errors import MlreproError
             from mlrepro.serving.pages import bundle_report
 
             try:
-                report_cache["html"] = bundle_report(bundle)
+                html = bundle_report(current)
             except MlreproError as exc:  # the file changed on disk since it was loaded
                 return error_response(503, exc.kind, exc.message, exc.hint)
+            report_cache.clear()  # one model's report at a time
+            report_cache[current.fingerprint] = html
         return Response(
-            report_cache["html"],
+            report_cache[current.fingerprint],
             media_type="text/html; charset=utf-8",
             headers={
                 "Content-Security-Policy": "default-src 'none'; img-src data:; "
@@ -193,23 +206,54 @@ def create_app(bundle: "Bundle", *, max_batch: int = 1000) -> FastAPI:
             },
         )
 
-    @app.post(
-        "/predict",
-        summary="Predict a batch of records",
-        response_model=_response_model(bundle, scorer, models),
-        responses=errors,
-    )
-    def predict(batch: Annotated[models.batch, Body()]) -> Response:  # type: ignore[name-defined]
-        """A JSON list of records, or an object with one list per column. Every record must
-        pass the model's input contract, or the answer is 422 naming each bad field."""
-        frame, ids = models.frame(batch)
-        scored = scorer.score(frame, ids)
+    def answer(served: Served, batch: Any) -> Response:
+        frame, ids = served.models.frame(batch)
+        scored = served.scorer.score(frame, ids)
         if scored.rejects:
             return invalid_response(issues_from_reasons(scored.rejects), len(frame))
         rows: Any = scored.rows
         if not isinstance(batch, list):
-            names = [*ids, *scorer.output_names]
+            names = [*ids, *served.scorer.output_names]
             rows = {k: [r[k] for r in scored.rows] for k in names}
-        return json_response({**fingerprints, "count": len(frame), "predictions": rows})
+        if holder.following and len(frame):
+            holder.remember(frame)
+        return json_response({**served.fingerprints, "count": len(frame), "predictions": rows})
+
+    if not holder.following:
+
+        @app.post(
+            "/predict",
+            summary="Predict a batch of records",
+            response_model=_response_model(bundle, scorer, models),
+            responses=errors,
+        )
+        def predict(batch: Annotated[models.batch, Body()]) -> Response:  # type: ignore[name-defined]
+            """A JSON list of records, or an object with one list per column. Every record must
+            pass the model's input contract, or the answer is 422 naming each bad field."""
+            return answer(first, batch)
+
+        return app
+
+    @app.post(
+        "/predict",
+        summary="Predict a batch of records (with the model the alias names now)",
+        response_model=_response_model(bundle, scorer, models),
+        responses=errors,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": first.adapter("batch").json_schema()}},
+            }
+        },
+    )
+    def predict_following(body: Annotated[Any, Body()]) -> Response:
+        """As without a registry; the request is validated against the current model, which
+        answers it even if the alias moves meanwhile (its fingerprint is in the answer)."""
+        served = holder.current  # taken once: this request finishes on this model
+        try:
+            batch = served.adapter("batch").validate_python(body)
+        except ValidationError as exc:
+            return refused(list(exc.errors(include_url=False)))
+        return answer(served, batch)
 
     return app

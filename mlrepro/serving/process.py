@@ -29,10 +29,15 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 @dataclass(frozen=True)
 class ServeSpec:
-    bundle: str
+    bundle: str | None
     expect: str | None
     max_batch: int
     strict_env: bool = False  # refuse to start when a package that matters differs
+    trust: tuple[str, ...] = ()  # public keys: refuse a bundle not signed by one of them
+    registry: str | None = None  # follow ``alias`` in this registry instead of ``bundle``
+    alias: str | None = None
+    poll: float = 2.0
+    allow_contract_change: bool = False
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -74,7 +79,28 @@ def load(spec: ServeSpec, report: Any = None) -> Any:
             report(f"warning: {msg}")
 
     return load_reporting(
-        spec.bundle, expect_fingerprint=spec.expect, report=warn, strict_env=spec.strict_env
+        spec.bundle,
+        expect_fingerprint=spec.expect,
+        report=warn,
+        strict_env=spec.strict_env,
+        trusted_keys=tuple(spec.trust),
+    )
+
+
+def holder(spec: ServeSpec, report: Any = None) -> Any:
+    """The ``ModelHolder`` to serve: the bundle, or the alias followed in the registry."""
+    from mlrepro.serving.swap import ModelHolder
+
+    if spec.registry is None:
+        return ModelHolder.fixed(load(spec, report), spec.max_batch)
+    return ModelHolder.follow(
+        spec.registry,
+        str(spec.alias),
+        max_batch=spec.max_batch,
+        trust=tuple(spec.trust),
+        poll=spec.poll,
+        allow_contract_change=spec.allow_contract_change,
+        log=report,
     )
 
 
@@ -83,7 +109,7 @@ def app_from_env() -> Any:
     from mlrepro.serving.http import create_app
 
     spec = ServeSpec(**json.loads(os.environ[SPEC_ENV]))
-    return create_app(load(spec), max_batch=spec.max_batch)
+    return create_app(holder(spec, _say), max_batch=spec.max_batch)
 
 
 @contextmanager
@@ -121,19 +147,34 @@ def run(
         raise UsageError(f"--max-batch {spec.max_batch} is not valid", hint="use 1 or more")
     if log_level not in LOG_LEVELS:
         raise UsageError(f"--log-level {log_level} is not valid", hint=f"use one of {LOG_LEVELS}")
-    bundle = load(spec, _say)
-    pinned = ServeSpec(str(Path(spec.bundle).resolve()), bundle.fingerprint, spec.max_batch)
+    models = holder(spec, _say)
+    bundle = models.current.bundle
+    if spec.registry is None:
+        pinned = ServeSpec(
+            str(Path(str(spec.bundle)).resolve()),
+            bundle.fingerprint,
+            spec.max_batch,
+            trust=tuple(str(Path(t).resolve()) for t in spec.trust),
+        )
+    else:  # every worker follows the alias itself
+        pinned = spec
     sock = bind(host, port)
     addr = sock.getsockname()
     where = f"http://{f'[{addr[0]}]' if ':' in addr[0] else addr[0]}:{addr[1]}"
     options: dict[str, Any] = {"log_level": log_level, "access_log": access_log}
     m = bundle.metadata
     _say(f"{m.project}: bundle {bundle.fingerprint} verified, model {m.model_fingerprint}")
+    if models.following:
+        st = models.status()
+        _say(
+            f"following alias {st['alias']!r} of {st['registry']} "
+            f"({st['watch']}, every {st['poll_seconds']:g} s)"
+        )
     if workers == 1:
         from mlrepro.serving.http import create_app
 
         server = uvicorn.Server(
-            uvicorn.Config(create_app(bundle, max_batch=spec.max_batch), **options)
+            uvicorn.Config(create_app(models, max_batch=spec.max_batch), **options)
         )
         _say(f"listening on {where} (1 process; docs at {where}/docs)")
         with _graceful_signals():
@@ -144,7 +185,8 @@ def run(
         return
     from uvicorn.supervisors import Multiprocess
 
-    del bundle  # each worker loads its own copy, pinned to the fingerprint verified here
+    models.close()  # each worker loads its own copy, pinned to the fingerprint verified here
+    del bundle, models
     os.environ[SPEC_ENV] = json.dumps(asdict(pinned))
     config = uvicorn.Config(
         "mlrepro.serving.process:app_from_env", factory=True, workers=workers, **options

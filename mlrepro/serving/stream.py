@@ -70,23 +70,50 @@ def ensure_group(client: Any, spec: StreamSpec) -> None:
         ) from None
 
 
+def _holder(spec: StreamSpec) -> Any:
+    """The model(s) to predict with: the bundle, or the followed alias."""
+    from mlrepro.delivery.api import load_reporting
+    from mlrepro.serving.swap import ModelHolder
+
+    if spec.registry is not None:
+        return ModelHolder.follow(
+            spec.registry,
+            str(spec.alias),
+            max_batch=spec.batch,
+            trust=spec.trust,
+            poll=spec.poll,
+            allow_contract_change=spec.allow_contract_change,
+            log=say,
+        )
+    bundle = load_reporting(
+        spec.bundle,
+        expect_fingerprint=spec.expect,
+        report=lambda msg: say(f"warning: {msg}"),
+        trusted_keys=spec.trust,
+    )
+    return ModelHolder.fixed(bundle, max_batch=spec.batch)
+
+
 def run(spec: StreamSpec) -> dict[str, int]:
     """Consume until SIGTERM/SIGINT; returns the counts."""
-    from mlrepro.delivery.api import load_reporting
-
     _check(spec)
-    bundle = load_reporting(
-        spec.bundle, expect_fingerprint=spec.expect, report=lambda msg: say(f"warning: {msg}")
-    )
+    holder = _holder(spec)
+    bundle = holder.current.bundle
     client = connect(spec.url)
     ensure_group(client, spec)
-    consumer = Consumer(client, spec, bundle)
+    consumer = Consumer(client, spec, holder)
     previous = {s: signal.signal(s, consumer.stop) for s in (signal.SIGTERM, signal.SIGINT)}
     say(
         f"{bundle.metadata.project}: bundle {bundle.fingerprint} verified, model {consumer.fp}; "
         f"reading {spec.input!r} as {spec.group}/{consumer.name}, writing {spec.output!r} "
         f"(dead letters: {spec.dead!r})"
+        + (
+            f"; following alias {spec.alias!r} of {holder.status()['registry']}"
+            if holder.following
+            else ""
+        )
     )
+    holder.start()
     try:
         consumer.run()
     except StopRequested:
@@ -94,6 +121,7 @@ def run(spec: StreamSpec) -> dict[str, int]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        holder.close()
     c = consumer.counts
     say(
         f"stopped: {c['read']} message(s) read, {c['predicted']} predicted, "
