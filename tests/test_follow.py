@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from delivery_util import run
+from cli_helpers import run_cli
 from registry_util import failing_bundle, forge_move, keys, models, signed, tampered_bytes
 
 from mlrepro import load_bundle
@@ -40,7 +40,7 @@ def visits() -> pd.DataFrame:
 
 
 def _publish(url: Path, bundle: Path, alias: str = "prod") -> None:
-    r = run("publish", str(bundle), "--registry", str(url), "--alias", alias)
+    r = run_cli("publish", str(bundle), "--registry", str(url), "--alias", alias)
     assert r.returncode == 0, r.stderr
 
 
@@ -62,7 +62,7 @@ def test_a_followed_alias_swaps_after_a_move_and_back_after_a_rollback(m, tmp_pa
         assert status["current"]["model_fingerprint"] == b.model_fingerprint
         assert status["swaps"] == 1 and status["refusals"] == 0
         assert status["last_swap"]["from"] == a.model_fingerprint
-        run("registry", "rollback", "--registry", str(url), "--alias", "prod")
+        run_cli("registry", "rollback", "--registry", str(url), "--alias", "prod")
         assert model.check_now() == "swapped"
         assert model.model_fingerprint == a.model_fingerprint
 
@@ -154,7 +154,7 @@ def test_an_alias_that_does_not_exist_is_a_usage_error(m, tmp_path):
     _publish(url, m["a"], alias="staging")
     with pytest.raises(UsageError, match="alias 'prod' does not exist"):
         load_bundle(registry=str(url), alias="prod", follow=True)
-    r = run(
+    r = run_cli(
         "predict",
         "--registry",
         str(url),
@@ -166,7 +166,7 @@ def test_an_alias_that_does_not_exist_is_a_usage_error(m, tmp_path):
         str(tmp_path / "p.csv"),
     )
     assert r.returncode == 2 and "mlrepro publish" in r.stderr
-    r = run("predict", "--registry", str(url), "-i", str(NEW_VISITS), "-o", "p.csv")
+    r = run_cli("predict", "--registry", str(url), "-i", str(NEW_VISITS), "-o", "p.csv")
     assert r.returncode == 2 and "go together" in r.stderr
 
 
@@ -174,7 +174,7 @@ def test_predict_with_a_registry_alias_writes_its_model_fingerprint(m, tmp_path)
     url = tmp_path / "r"
     _publish(url, m["b"])
     out = tmp_path / "p.csv"
-    r = run(
+    r = run_cli(
         "predict",
         "--registry",
         str(url),

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from delivery_util import run
+from cli_helpers import run_cli
 from registry_util import forge_move, keys, models, signed, tampered_bytes
 
 from mlrepro import load_bundle
@@ -42,19 +42,19 @@ def test_publish_list_history_rollback_through_the_cli(m, tmp_path, kind):
     url = dict(zip(["folder", "sqlite"], _urls(tmp_path), strict=True))[kind]
     fps = {label: load_bundle(m[label]) for label in "abc"}
     for label in "abc":
-        r = run("publish", str(m[label]), "--registry", url, "--alias", "production", "--json")
+        r = run_cli("publish", str(m[label]), "--registry", url, "--alias", "production", "--json")
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["model_fingerprint"] == fps[label].model_fingerprint
-    run("publish", str(m["a"]), "--registry", url, "--alias", "staging")
-    listed = json.loads(run("registry", "list", "--registry", url, "--json").stdout)
+    run_cli("publish", str(m["a"]), "--registry", url, "--alias", "staging")
+    listed = json.loads(run_cli("registry", "list", "--registry", url, "--json").stdout)
     assert {a["alias"]: a["moves"] for a in listed["aliases"]} == {"production": 3, "staging": 1}
-    back = run("registry", "rollback", "--registry", url, "--alias", "production", "--json")
+    back = run_cli("registry", "rollback", "--registry", url, "--alias", "production", "--json")
     assert back.returncode == 0, back.stderr
     assert json.loads(back.stdout)["model_fingerprint"] == fps["b"].model_fingerprint
-    to_a = run("registry", "rollback", "--registry", url, "--alias", "production", "--to", "1")
+    to_a = run_cli("registry", "rollback", "--registry", url, "--alias", "production", "--to", "1")
     assert to_a.returncode == 0, to_a.stderr
     hist = json.loads(
-        run("registry", "history", "--registry", url, "--alias", "production", "--json").stdout
+        run_cli("registry", "history", "--registry", url, "--alias", "production", "--json").stdout
     )["moves"]
     assert [h["seq"] for h in hist] == [1, 2, 3, 4, 5]
     assert [h["action"] for h in hist] == ["publish"] * 3 + ["rollback"] * 2
@@ -73,20 +73,20 @@ def test_publish_list_history_rollback_through_the_cli(m, tmp_path, kind):
 
 def test_registry_usage_errors(m, tmp_path):
     url = str(tmp_path / "r")
-    r = run("publish", str(m["a"]), "--registry", url, "--alias", "no/slash")
+    r = run_cli("publish", str(m["a"]), "--registry", url, "--alias", "no/slash")
     assert r.returncode == 2 and "alias 'no/slash' is not valid" in r.stderr
-    r = run("publish", str(tmp_path / "missing.mlrepro"), "--registry", url, "--alias", "p")
+    r = run_cli("publish", str(tmp_path / "missing.mlrepro"), "--registry", url, "--alias", "p")
     assert r.returncode == 4 and "does not exist" in r.stderr
-    r = run("registry", "list", "--registry", str(tmp_path / "nowhere"))
+    r = run_cli("registry", "list", "--registry", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and "does not exist" in r.stderr
-    run("publish", str(m["a"]), "--registry", url, "--alias", "p")
-    r = run("registry", "rollback", "--registry", url, "--alias", "p")
+    run_cli("publish", str(m["a"]), "--registry", url, "--alias", "p")
+    r = run_cli("registry", "rollback", "--registry", url, "--alias", "p")
     assert r.returncode == 2 and "nothing to roll back to" in r.stderr
-    r = run("registry", "rollback", "--registry", url, "--alias", "p", "--to", "b3:feed")
+    r = run_cli("registry", "rollback", "--registry", url, "--alias", "p", "--to", "b3:feed")
     assert r.returncode == 2 and "never named" in r.stderr
-    r = run("registry", "history", "--registry", url, "--alias", "q")
+    r = run_cli("registry", "history", "--registry", url, "--alias", "q")
     assert r.returncode == 2 and "does not exist" in r.stderr
-    r = run("publish", str(m["a"]), "--registry", "nosuchdialect://x/y", "--alias", "p")
+    r = run_cli("publish", str(m["a"]), "--registry", "nosuchdialect://x/y", "--alias", "p")
     assert r.returncode == 2 and "cannot use registry database" in r.stderr
     with pytest.raises(UsageError, match="registry= and alias="):
         load_bundle(m["a"], registry=url, alias="p")
@@ -95,21 +95,21 @@ def test_registry_usage_errors(m, tmp_path):
 def test_a_tampered_bundle_is_refused_by_publish(m, tmp_path):
     bad = tmp_path / "bad.mlrepro"
     bad.write_bytes(tampered_bytes(m["a"]))
-    r = run("publish", str(bad), "--registry", str(tmp_path / "r"), "--alias", "p")
+    r = run_cli("publish", str(bad), "--registry", str(tmp_path / "r"), "--alias", "p")
     assert r.returncode == 4 and "does not match its recorded" in r.stderr
     assert not (tmp_path / "r" / "aliases" / "p").exists()
 
 
 def test_a_bundle_modified_inside_the_registry_is_refused(m, tmp_path):
     url = tmp_path / "r"
-    run("publish", str(m["a"]), "--registry", str(url), "--alias", "p")
+    run_cli("publish", str(m["a"]), "--registry", str(url), "--alias", "p")
     (obj,) = (url / "objects").iterdir()
     data = bytearray(obj.read_bytes())
     data[len(data) // 2] ^= 0xFF
     obj.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match="does not match its hash"):
         load_bundle(registry=str(url), alias="p")
-    r = run("predict", "--registry", str(url), "--alias", "p", "-i", "x.csv", "-o", "y.csv")
+    r = run_cli("predict", "--registry", str(url), "--alias", "p", "-i", "x.csv", "-o", "y.csv")
     assert r.returncode in (3, 4)
 
 
@@ -123,33 +123,37 @@ def test_a_forged_move_with_a_tampered_bundle_is_refused_before_unpickling(m, tm
 
 def test_a_malformed_move_record_is_an_artifact_error(m, tmp_path):
     url = tmp_path / "r"
-    run("publish", str(m["a"]), "--registry", str(url), "--alias", "p")
+    run_cli("publish", str(m["a"]), "--registry", str(url), "--alias", "p")
     (url / "aliases" / "p" / "0000000002.json").write_text('{"alias": "p", "seq": "two"}')
-    r = run("registry", "history", "--registry", str(url), "--alias", "p")
+    r = run_cli("registry", "history", "--registry", str(url), "--alias", "p")
     assert r.returncode == 4 and "malformed" in r.stderr
     (url / "aliases" / "p" / "0000000002.json").write_text("{not json")
-    r = run("registry", "list", "--registry", str(url))
+    r = run_cli("registry", "list", "--registry", str(url))
     assert r.returncode == 4 and "not valid JSON" in r.stderr
 
 
 def test_leftover_temp_files_of_a_killed_publisher_are_never_an_alias(m, tmp_path):
     url = tmp_path / "r"
-    run("publish", str(m["a"]), "--registry", str(url), "--alias", "p")
+    run_cli("publish", str(m["a"]), "--registry", str(url), "--alias", "p")
     # What a publisher killed mid-write leaves: a temp move and a partial object.
     (url / "aliases" / "p" / ".move-999-1-2.tmp").write_text('{"alias": "p", "se')
     (url / "objects" / ".tmp-999-x").write_bytes(b"PK\x03\x04 half a bundle")
     model = load_bundle(registry=str(url), alias="p")
     assert model.fingerprint == load_bundle(m["a"]).fingerprint
-    r = run("publish", str(m["b"]), "--registry", str(url), "--alias", "p", "--json")
+    r = run_cli("publish", str(m["b"]), "--registry", str(url), "--alias", "p", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["seq"] == 2
 
 
 def test_trust_is_checked_at_publish_time(m, k, tmp_path):
     url = str(tmp_path / "r")
-    r = run("publish", str(m["a"]), "--registry", url, "--alias", "p", "--trust", f"{k['me']}.pub")
+    r = run_cli(
+        "publish", str(m["a"]), "--registry", url, "--alias", "p", "--trust", f"{k['me']}.pub"
+    )
     assert r.returncode == 4 and "is not signed" in r.stderr
     good = signed(m["a"], k["me"], tmp_path / "a.signed.mlrepro")
-    r = run("publish", str(good), "--registry", url, "--alias", "p", "--trust", f"{k['me']}.pub")
+    r = run_cli(
+        "publish", str(good), "--registry", url, "--alias", "p", "--trust", f"{k['me']}.pub"
+    )
     assert r.returncode == 0, r.stderr
     model = load_bundle(registry=url, alias="p", trusted_keys=[f"{k['me']}.pub"])
     assert model.fingerprint == load_bundle(m["a"]).fingerprint

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from delivery_util import run
+from cli_helpers import run_cli
 from registry_util import keys, models, signed
 
 from mlrepro import load_bundle
@@ -57,25 +57,25 @@ def test_pae_matches_the_dsse_spec_test_vector():
 
 
 def test_keygen_writes_a_private_key_only_the_owner_can_read(tmp_path):
-    r = run("keygen", str(tmp_path / "team"), "--json")
+    r = run_cli("keygen", str(tmp_path / "team"), "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert stat.S_IMODE((tmp_path / "team.key").stat().st_mode) == 0o600
     assert b"PUBLIC KEY" in (tmp_path / "team.pub").read_bytes()
     assert info["key_id"].startswith("ed25519:")
-    again = run("keygen", str(tmp_path / "team"))
+    again = run_cli("keygen", str(tmp_path / "team"))
     assert again.returncode == 2
     assert "already exists" in again.stderr and "--force" in again.stderr
 
 
 def test_a_signed_bundle_loads_with_its_key_and_keeps_its_fingerprint(m, k, tmp_path):
     out = tmp_path / "a.signed.mlrepro"
-    r = run("sign", str(m["a"]), "--key", f"{k['me']}.key", "-o", str(out), "--json")
+    r = run_cli("sign", str(m["a"]), "--key", f"{k['me']}.key", "-o", str(out), "--json")
     assert r.returncode == 0, r.stderr
     model = load_bundle(out, trusted_keys=[f"{k['me']}.pub"])
     assert model.fingerprint == load_bundle(m["a"]).fingerprint
     assert json.loads(r.stdout)["fingerprint"] == model.fingerprint
-    p = run(
+    p = run_cli(
         "predict",
         "--bundle",
         str(out),
@@ -108,7 +108,7 @@ def test_an_unsigned_bundle_is_refused_under_trust_before_unpickling(m, k, tmp_p
         load_bundle(m["a"], trusted_keys=[f"{k['me']}.pub"])
     assert "is not signed" in err.value.message and "nothing was deserialized" in err.value.message
     assert "--sign" in err.value.hint
-    r = run(
+    r = run_cli(
         "predict",
         "--bundle",
         str(m["a"]),
@@ -149,7 +149,7 @@ def test_a_truncated_signature_is_refused(m, k, tmp_path, monkeypatch):
     sigs["signatures"][0]["signatures"][0]["sig"] = base64.b64encode(raw[:40]).decode()
     bad = _rewrite(good, tmp_path / "a.truncated.mlrepro", json.dumps(sigs).encode())
     _no_unpickling(monkeypatch)
-    r = run(
+    r = run_cli(
         "predict",
         "--bundle",
         str(bad),
@@ -178,7 +178,7 @@ def test_a_signed_payload_that_was_edited_is_refused(m, k, tmp_path):
 
 def test_garbage_signatures_are_an_artifact_error_not_a_crash(m, k, tmp_path):
     bad = _rewrite(m["a"], tmp_path / "a.garbage.mlrepro", b"\xff{not json")
-    r = run(
+    r = run_cli(
         "predict",
         "--bundle",
         str(bad),
@@ -195,9 +195,9 @@ def test_garbage_signatures_are_an_artifact_error_not_a_crash(m, k, tmp_path):
 
 
 def test_bad_key_files_are_usage_errors(m, k, tmp_path):
-    r = run("sign", str(m["a"]), "--key", f"{k['me']}.pub")
+    r = run_cli("sign", str(m["a"]), "--key", f"{k['me']}.pub")
     assert r.returncode == 2 and "cannot be read" in r.stderr
-    r = run(
+    r = run_cli(
         "predict",
         "--bundle",
         str(m["a"]),
@@ -209,14 +209,14 @@ def test_bad_key_files_are_usage_errors(m, k, tmp_path):
         str(tmp_path / "p.csv"),
     )
     assert r.returncode == 2 and "this is a private key" in r.stderr
-    r = run("sign", str(m["a"]), "--key", str(tmp_path / "missing.key"))
+    r = run_cli("sign", str(m["a"]), "--key", str(tmp_path / "missing.key"))
     assert r.returncode == 2 and "mlrepro keygen" in r.stderr
 
 
 def test_verify_attest_bundle_sign_inspect_and_publish_require_attestation(m, k, tmp_path):
     project = m["project_a"]
     att = tmp_path / "verification.json"
-    r = run(
+    r = run_cli(
         "verify",
         "-p",
         str(project),
@@ -240,7 +240,7 @@ def test_verify_attest_bundle_sign_inspect_and_publish_require_attestation(m, k,
     assert statement["subject"][0]["digest"]["blake3"] == model_fp.split(":", 1)[1]
 
     out = tmp_path / "attested.mlrepro"
-    r = run(
+    r = run_cli(
         "bundle",
         "-p",
         str(project),
@@ -253,14 +253,14 @@ def test_verify_attest_bundle_sign_inspect_and_publish_require_attestation(m, k,
         "--json",
     )
     assert r.returncode == 0, r.stderr
-    shown = run("inspect", str(out), "--trust", f"{k['me']}.pub", "--json")
+    shown = run_cli("inspect", str(out), "--trust", f"{k['me']}.pub", "--json")
     kinds = {(p["kind"], p["status"]) for p in json.loads(shown.stdout)["provenance"]}
     assert kinds == {("signature", "trusted"), ("attestation", "trusted")}
-    text = run("inspect", str(out), "--trust", f"{k['other']}.pub").stdout
+    text = run_cli("inspect", str(out), "--trust", f"{k['other']}.pub").stdout
     assert "untrusted: a signature by another key" in text and "reproduced=True" in text
 
     reg = tmp_path / "registry"
-    ok = run(
+    ok = run_cli(
         "publish",
         str(out),
         "--registry",
@@ -273,7 +273,7 @@ def test_verify_attest_bundle_sign_inspect_and_publish_require_attestation(m, k,
     )
     assert ok.returncode == 0, ok.stderr
     plain = signed(m["a"], k["me"], tmp_path / "no-attestation.mlrepro")
-    refused = run(
+    refused = run_cli(
         "publish",
         str(plain),
         "--registry",
@@ -285,7 +285,7 @@ def test_verify_attest_bundle_sign_inspect_and_publish_require_attestation(m, k,
         f"{k['me']}.pub",
     )
     assert refused.returncode == 4 and "no verification attestation" in refused.stderr
-    other = run(
+    other = run_cli(
         "publish",
         str(out),
         "--registry",
@@ -297,7 +297,7 @@ def test_verify_attest_bundle_sign_inspect_and_publish_require_attestation(m, k,
         f"{k['other']}.pub",
     )
     assert other.returncode == 4 and "another key" in other.stderr
-    no_trust = run(
+    no_trust = run_cli(
         "publish",
         str(out),
         "--registry",
@@ -307,13 +307,15 @@ def test_verify_attest_bundle_sign_inspect_and_publish_require_attestation(m, k,
         "--require-attestation",
     )
     assert no_trust.returncode == 2 and "needs --trust" in no_trust.stderr
-    history = run("registry", "history", "--registry", str(reg), "--alias", "production", "--json")
+    history = run_cli(
+        "registry", "history", "--registry", str(reg), "--alias", "production", "--json"
+    )
     assert len(json.loads(history.stdout)["moves"]) == 1
 
 
 def test_an_attestation_of_another_model_cannot_be_embedded(m, k, tmp_path):
     att = tmp_path / "verification.json"
-    r = run(
+    r = run_cli(
         "verify",
         "-p",
         str(m["project_a"]),
@@ -325,7 +327,7 @@ def test_an_attestation_of_another_model_cannot_be_embedded(m, k, tmp_path):
         str(att),
     )
     assert r.returncode == 0, r.stderr
-    bad = run(
+    bad = run_cli(
         "sign",
         str(m["b"]),
         "--key",
@@ -340,9 +342,9 @@ def test_an_attestation_of_another_model_cannot_be_embedded(m, k, tmp_path):
 
 
 def test_option_pairs_are_checked_before_any_work(m, k, tmp_path):
-    r = run("verify", "-p", str(m["project_a"]), "--attest", f"{k['me']}.key")
+    r = run_cli("verify", "-p", str(m["project_a"]), "--attest", f"{k['me']}.key")
     assert r.returncode == 2 and "go together" in r.stderr
-    r = run(
+    r = run_cli(
         "bundle",
         "-p",
         str(m["project_a"]),
@@ -353,7 +355,7 @@ def test_option_pairs_are_checked_before_any_work(m, k, tmp_path):
     )
     assert r.returncode == 2 and "--attestation needs --sign" in r.stderr
     assert not (tmp_path / "x.mlrepro").exists()
-    r = run(
+    r = run_cli(
         "bundle",
         "-p",
         str(m["project_a"]),
@@ -385,7 +387,7 @@ def test_a_private_key_others_can_read_is_refused(m, k, tmp_path):
     loose = tmp_path / "loose.key"
     shutil.copy(f"{k['me']}.key", loose)
     loose.chmod(0o644)
-    r = run("sign", str(m["a"]), "--key", str(loose), "-o", str(tmp_path / "x.mlrepro"))
+    r = run_cli("sign", str(m["a"]), "--key", str(loose), "-o", str(tmp_path / "x.mlrepro"))
     assert r.returncode == 2 and "readable by other users" in r.stderr and "chmod 600" in r.stderr
     assert not (tmp_path / "x.mlrepro").exists()
 
@@ -405,9 +407,9 @@ HOSTILE = [
 @pytest.mark.parametrize("data", HOSTILE, ids=range(len(HOSTILE)))
 def test_hostile_signature_members_are_refused_with_exit_4(m, k, tmp_path, data):
     bad = _rewrite(m["a"], tmp_path / "hostile.mlrepro", data)
-    r = run("predict", "--bundle", str(bad), "--trust", f"{k['me']}.pub", "-i", str(NEW_VISITS),
+    r = run_cli("predict", "--bundle", str(bad), "--trust", f"{k['me']}.pub", "-i", str(NEW_VISITS),
             "-o", str(tmp_path / "p.csv"))  # fmt: skip
     assert r.returncode == 4, r.stderr
     assert "refusing to load it" in r.stderr
-    shown = run("inspect", str(bad), "--trust", f"{k['me']}.pub", "--json")
+    shown = run_cli("inspect", str(bad), "--trust", f"{k['me']}.pub", "--json")
     assert shown.returncode == 0, shown.stderr

@@ -44,10 +44,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def publish(registry: Path, bundle: Path, *extra: str) -> float:
-    from delivery_util import run
+    from cli_helpers import run_cli
 
     before = time.monotonic()
-    r = run("publish", str(bundle), "--registry", str(registry), "--alias", "prod", *extra)
+    r = run_cli("publish", str(bundle), "--registry", str(registry), "--alias", "prod", *extra)
     assert r.returncode == 0, r.stderr
     return before
 
@@ -133,10 +133,12 @@ def test_hot_swaps_under_load_lose_nothing_and_follow_the_alias(setup, tmp_path,
         seen_at[2] = time.monotonic()
         rss.append(server.memory_info().rss)
         at(23)
-        from delivery_util import run
+        from cli_helpers import run_cli
 
         moved_at[3] = time.monotonic()
-        r = run("registry", "rollback", "--registry", str(registry), "--alias", "prod", "--to", "1")
+        r = run_cli(
+            "registry", "rollback", "--registry", str(registry), "--alias", "prod", "--to", "1"
+        )
         assert r.returncode == 0, r.stderr
         proc.wait_for("(move 6, rollback)", timeout=60)
         seen_at[3] = time.monotonic()

@@ -33,10 +33,10 @@ def m(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def publish(registry: Path, bundle: Path) -> float:
-    from delivery_util import run
+    from cli_helpers import run_cli
 
     at = time.time()
-    r = run("publish", str(bundle), "--registry", str(registry), "--alias", "prod")
+    r = run_cli("publish", str(bundle), "--registry", str(registry), "--alias", "prod")
     assert r.returncode == 0, r.stderr
     return at
 
