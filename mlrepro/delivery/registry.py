@@ -539,12 +539,14 @@ class SqlRegistry(Registry):
             try:
                 self.metadata.create_all(self.engine, checkfirst=True)
                 break
-            except sa.exc.OperationalError as exc:
-                if "locked" in str(exc) and attempt < 4:
+            except sa.exc.DBAPIError as exc:
+                # locked (SQLite), or a concurrent creator won the race ("already exists",
+                # a duplicate type on PostgreSQL): look again; checkfirst then finds them
+                if attempt < 4:
                     time.sleep(0.1 * (attempt + 1))
                     continue
                 raise self._db("create its tables", exc) from None
-            except sa.exc.DBAPIError as exc:  # a concurrent creator won the race: look again
+            except sa.exc.SQLAlchemyError as exc:
                 if attempt == 4:
                     raise self._db("create its tables", exc) from None
                 time.sleep(0.05 * (attempt + 1))
