@@ -385,6 +385,16 @@ def _check_allowed(m: Manifest) -> None:
             )
 
 
+def _check_paths(m: Manifest) -> None:
+    """Declared files stay inside the project: a manifest you did not write is untrusted."""
+    from mlrepro.core import confine
+
+    if m.predict and m.predict.input:
+        confine.manifest_input(m.root, m.predict.input, "predict.input")
+    if m.predict and m.predict.output:
+        confine.manifest_output(m.root, m.predict.output, "predict.output")
+
+
 def from_dict(data: Any, root: Path = Path("."), path: Path | None = None) -> Manifest:
     """Validate a parsed manifest document."""
     if not isinstance(data, dict):
@@ -424,6 +434,7 @@ def from_dict(data: Any, root: Path = Path("."), path: Path | None = None) -> Ma
         raw=data,
     )
     _check_allowed(manifest)
+    _check_paths(manifest)
     return manifest
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from mlrepro.core import atomic
+from mlrepro.core.confine import inside
 from mlrepro.errors import ArtifactError
+from mlrepro.project.paths import check_lock, check_store
 from mlrepro.version import __version__
 
 LOCK_NAME = "mlrepro.lock"
@@ -29,7 +31,13 @@ def empty_lock(project: str) -> dict[str, Any]:
 
 def read(root: Path, project: str = "") -> dict[str, Any]:
     """Read the lock of a project; an absent lock is an empty one."""
+    check_store(Path(root))
     path = Path(root) / LOCK_NAME
+    if path.is_symlink() and not inside(Path(root), LOCK_NAME):
+        raise ArtifactError(
+            f"{LOCK_NAME} is a symbolic link out of the project: refusing to read it",
+            hint=f"replace the link with the project's own {LOCK_NAME}",
+        )
     if not path.exists():
         return empty_lock(project)
     try:
@@ -53,6 +61,7 @@ def read(root: Path, project: str = "") -> dict[str, Any]:
             f"(lock format {LOCK_FORMAT})",
             hint="upgrade mlrepro (pip install -U mlrepro) to read this lock",
         )
+    check_lock(Path(root), data)  # before any path it names is read, linked or deleted
     return data
 
 

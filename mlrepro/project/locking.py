@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mlrepro.core import atomic
 from mlrepro.errors import ConcurrencyError
+from mlrepro.project.paths import check_store
 from mlrepro.project.store import STORE_DIR
 
 LOCK_FILE = "project.lock"
@@ -24,6 +25,7 @@ def project_lock(root: Path, wait: float = 0.0) -> Iterator[None]:
     """Hold the project's write lock; fail fast (or after ``wait`` seconds) if taken."""
     from filelock import FileLock, Timeout
 
+    check_store(Path(root))  # never write or delete through a planted symlink
     folder = Path(root) / STORE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE

@@ -21,6 +21,7 @@ from mlrepro.core import atomic
 from mlrepro.errors import ArtifactError
 from mlrepro.fingerprint import hash_file
 from mlrepro.project import formats as safe_model
+from mlrepro.project.paths import check_store
 
 STORE_DIR = ".mlrepro"
 OBJECTS = "objects"
@@ -181,15 +182,21 @@ class Store:
 
     def prune(self, keep: set[str]) -> int:
         """Delete objects not named in ``keep`` (relative posix paths); returns how many."""
+        check_store(self.root)
         removed = 0
         if not self.objects.exists():
             return 0
+        fence = self.objects.resolve()
         for p in self.objects.rglob("*"):
-            if p.is_file() and p.relative_to(self.root).as_posix() not in keep:
+            if not p.parent.resolve().is_relative_to(fence):  # a symlinked folder: leave it
+                continue
+            if p.relative_to(self.root).as_posix() in keep:
+                continue
+            if p.is_symlink() or p.is_file():  # a link is removed itself, never its target
                 p.unlink()
                 removed += 1
         for folder in self.objects.iterdir():
-            if folder.is_dir() and not any(folder.iterdir()):
+            if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
                 folder.rmdir()
         shutil.rmtree(self.root / STORE_DIR / "staging", ignore_errors=True)
         return removed
