@@ -15,6 +15,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mlrepro.core import callables
 from mlrepro.core import metrics as metric_names
 from mlrepro.errors import ManifestError
 
@@ -412,6 +413,13 @@ def from_dict(data: Any, root: Path = Path("."), path: Path | None = None) -> Ma
     for i, p in enumerate(plugins):
         if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", p):
             raise _fail(f"plugins[{i}]", "a Python module name like 'mycompany.features'", p)
+        why = callables.plugin_problem(p)
+        if why:
+            raise ManifestError(
+                f"manifest field 'plugins[{i}]': module '{p}' {why}",
+                hint="plugins: lists your own modules of estimators and functions; "
+                "reviewed functions (e.g. numpy.log1p) need no plugin entry",
+            )
     seed = data.get("seed", 0)
     if _int("seed", seed) < 0 or seed >= 2**32:
         raise _fail("seed", "an integer between 0 and 2**32-1", seed)

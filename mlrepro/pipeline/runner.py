@@ -258,8 +258,9 @@ class Runner:
         from mlrepro.pipeline.train import fit_model
 
         matrix = self.store.read_frame(self.output("features", "matrix"))
-        transformer = self.store.read_model(self.output("features", "transformer"))
-        selector = self.store.read_model(self.output("select", "selector"))
+        frame_api = ("transform", "get_feature_names_out")
+        transformer = self.store.read_model(self.output("features", "transformer"), frame_api)
+        selector = self.store.read_model(self.output("select", "selector"), frame_api)
         task = self.record("features")["details"]["task"]
         pipeline, details = fit_model(matrix, transformer, selector, self.m, task)
         return {"pipeline": self.store.write_model(pipeline)}, details
@@ -279,7 +280,7 @@ class Runner:
         )
 
     def load_pipeline(self) -> Any:
-        return self.store.read_model(self.output("train", "pipeline"))
+        return self.store.read_model(self.output("train", "pipeline"), ("predict",))
 
     def predict_input_chunks(self, chunk_rows: int = 100_000) -> Any:
         """Chunks of the manifest's predict input (a file or a query)."""

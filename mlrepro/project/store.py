@@ -27,6 +27,28 @@ STORE_DIR = ".mlrepro"
 OBJECTS = "objects"
 
 
+def expect_model(obj: Any, record: dict[str, Any], needs: tuple[str, ...] = ()) -> Any:
+    """``obj`` if it is a fitted scikit-learn estimator with ``needs``, else ArtifactError.
+
+    A hash-valid artifact can still hold the wrong object (a lock edited to name another
+    file, a dict pickled in place of a model): that is a tampered artifact, exit 4, not a
+    crash later in the pipeline.
+    """
+    from sklearn.base import BaseEstimator
+
+    missing = [n for n in needs if not callable(getattr(obj, n, None))]
+    if not isinstance(obj, BaseEstimator) or missing:
+        what = type(obj).__name__
+        lacks = f" without {', '.join(missing)}()" if missing else ""
+        raise ArtifactError(
+            f"artifact {record.get('path')} holds a {what}{lacks}, not the fitted estimator "
+            "the lock says it is",
+            hint="restore the project's .mlrepro/ and mlrepro.lock, or run "
+            "'mlrepro run --force' to rebuild them",
+        )
+    return obj
+
+
 @dataclass
 class Store:
     """Artifacts of one project (or of a scratch folder used by ``verify``)."""
@@ -125,7 +147,8 @@ class Store:
         self._memo[record["path"]] = (record["file_hash"], obj)
         return record
 
-    def read_model(self, record: dict[str, Any]) -> Any:
+    def read_model(self, record: dict[str, Any], needs: tuple[str, ...] = ()) -> Any:
+        """The model an artifact holds: a scikit-learn estimator with the methods ``needs``."""
         import joblib
 
         cached = self._memo.get(record["path"])
@@ -133,14 +156,21 @@ class Store:
             return cached[1]
         path = self.verified_path(record)  # integrity first: unpickling runs code
         if record.get("format") == safe_model.EXT:
-            return safe_model.load(path, record, self.plugins)
+            return expect_model(safe_model.load(path, record, self.plugins), record, needs)
         if self.model_format == safe_model.EXT:
             raise ArtifactError(
                 f"artifact {record['path']} is a pickle, but the manifest sets "
                 "model.format: skops, so pickles are never loaded",
                 hint="run 'mlrepro run --force' to save every model with skops",
             )
-        return joblib.load(path)
+        try:
+            obj = joblib.load(path)
+        except Exception as exc:  # hash-valid but not a loadable pickle
+            raise ArtifactError(
+                f"artifact {record['path']} cannot be loaded as a model ({type(exc).__name__})",
+                hint="delete it and run 'mlrepro run --force' to rebuild it",
+            ) from None
+        return expect_model(obj, record, needs)
 
     # ---------------------------------------------------------------- text (schema)
     def write_text(self, text: str, ext: str) -> dict[str, Any]:
