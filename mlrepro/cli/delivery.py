@@ -20,6 +20,12 @@ Expect = Annotated[
 ]
 
 
+def echo(text: object = "") -> None:
+    from mlrepro.cli.console import echo as safe_echo
+
+    safe_echo(text)
+
+
 def _emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
@@ -60,9 +66,9 @@ def bundle(
     if as_json:
         _emit_json(info)
     elif not quiet:
-        typer.echo(f"bundled {info['project']} -> {info['bundle']} ({_size(info['size'])})")
-        typer.echo(f"  bundle fingerprint {info['fingerprint']}")
-        typer.echo(f"  model fingerprint  {info['model_fingerprint']}")
+        echo(f"bundled {info['project']} -> {info['bundle']} ({_size(info['size'])})")
+        echo(f"  bundle fingerprint {info['fingerprint']}")
+        echo(f"  model fingerprint  {info['model_fingerprint']}")
 
 
 def inspect(
@@ -88,18 +94,32 @@ def inspect(
                 "metadata": meta,
                 "environment_diff": diff,
                 "card": verified.text(fmt.CARD),
+                "pinned": expect is not None,
+                "origin": provenance(expect),
             }
         )
         return
-    typer.echo(verified.text(fmt.CARD))
-    typer.echo(f"## Bundle {path.name}\n")
-    typer.echo(f"fingerprint {verified.fingerprint}  (every member verified)")
+    echo(verified.text(fmt.CARD))
+    echo(f"## Bundle {path.name}\n")
+    echo(f"fingerprint {verified.fingerprint}  (every member verified)")
+    echo(f"origin: {provenance(expect)}")
     for name, entry in sorted(verified.index["members"].items()):
-        typer.echo(f"  {name:<16} {entry['size']:>10}  {entry['file_hash']}")
+        echo(f"  {name:<16} {entry['size']:>10}  {entry['file_hash']}")
     if diff:
-        typer.echo("\nthis environment differs from training:")
+        echo("\nthis environment differs from training:")
         for line in diff:
-            typer.echo(f"  {line}")
+            echo(f"  {line}")
+
+
+def provenance(expect: str | None) -> str:
+    """What the integrity check proves about where the bundle came from."""
+    if expect:
+        return "pinned: its fingerprint is the one you passed with --expect"
+    return (
+        "NOT PROVEN: checked only against its own index (not pinned, not signed); anyone "
+        "who can rewrite the file can rewrite the index too. Pin it with --expect "
+        "FINGERPRINT, taken from where the bundle was built"
+    )
 
 
 def bundle_predict(path: Path, ui: Any, io: dict[str, Any], expect: str | None) -> dict[str, Any]:

@@ -410,7 +410,11 @@ def _check_schema(contract: Contract, path: Path) -> None:
 
 
 def load_bundle(
-    path: str | Path, *, expect_fingerprint: str | None = None, check_environment: bool = True
+    path: str | Path,
+    *,
+    expect_fingerprint: str | None = None,
+    check_environment: bool = True,
+    limits: Any = None,
 ) -> Bundle:
     """Load a ``.mlrepro`` bundle: verify every member, then unpickle the pipeline.
 
@@ -418,13 +422,14 @@ def load_bundle(
     ``mlrepro inspect``): anything else is refused before unpickling. With
     ``check_environment`` an ``EnvironmentWarning`` names package versions that differ from
     training. Raises ``ArtifactError`` (exit code 4 in the CLI) for a missing, damaged or
-    tampered bundle.
+    tampered bundle. ``limits`` (a ``mlrepro.delivery.bundle.Limits``) overrides the size,
+    compression-ratio and JSON-depth caps checked before anything is decompressed.
     """
     from mlrepro.delivery import bundle as fmt
     from mlrepro.delivery import card
     from mlrepro.predict.contract import Contract
 
-    verified = fmt.read_verified(path, expect_fingerprint)
+    verified = fmt.read_verified(path, expect_fingerprint, limits)
     meta = verified.metadata()
     if meta.get("model_fingerprint") != verified.index.get("model_fingerprint"):
         raise ArtifactError(

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlrepro.core import atomic
+from mlrepro.core import atomic, safejson
 from mlrepro.core.confine import inside
 from mlrepro.errors import ArtifactError
 from mlrepro.project.paths import check_lock, check_store
@@ -41,8 +41,8 @@ def read(root: Path, project: str = "") -> dict[str, Any]:
     if not path.exists():
         return empty_lock(project)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = safejson.loads(path.read_bytes())  # depth checked: no RecursionError
+    except (UnicodeDecodeError, json.JSONDecodeError, safejson.TooDeep) as exc:
         raise ArtifactError(
             f"{LOCK_NAME} is not valid JSON ({exc.__class__.__name__})",
             hint=f"restore {LOCK_NAME} from version control, or delete it and run "

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from mlrepro.core.safe_text import printable
 from mlrepro.errors import SourceError
 from mlrepro.serving import codec as codec
 
@@ -25,7 +26,7 @@ class StopRequested(BaseException):
 
 
 def say(message: str) -> None:
-    sys.stderr.write(f"mlrepro stream: {message}\n")
+    sys.stderr.write(f"mlrepro stream: {printable(message)}\n")
     sys.stderr.flush()
 
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlrepro.core.safe_text import printable
 from mlrepro.errors import MlreproError, UsageError
 
 SPEC_ENV = "MLREPRO_SERVE_SPEC"  # how worker processes learn what to load
@@ -99,7 +100,7 @@ def _graceful_signals() -> Iterator[None]:
 
 
 def _say(message: str) -> None:
-    sys.stderr.write(f"mlrepro serve: {message}\n")
+    sys.stderr.write(f"mlrepro serve: {printable(message)}\n")
     sys.stderr.flush()
 
 
