@@ -39,7 +39,7 @@ def expect_model(obj: Any, record: dict[str, Any], needs: tuple[str, ...] = ()) 
     missing = [n for n in needs if not callable(getattr(obj, n, None))]
     if not isinstance(obj, BaseEstimator) or missing:
         what = type(obj).__name__
-        lacks = f" without {', '.join(missing)}()" if missing else ""
+        lacks = f" without {', '.join(n + '()' for n in missing)}" if missing else ""
         raise ArtifactError(
             f"artifact {record.get('path')} holds a {what}{lacks}, not the fitted estimator "
             "the lock says it is",
