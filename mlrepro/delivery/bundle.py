@@ -257,6 +257,15 @@ def _check_sizes(zf: zipfile.ZipFile, path: Path, limits: Limits) -> None:
         )
 
 
+def _check_yaml_depth(path: Path, members: dict[str, bytes], limits: Limits) -> None:
+    """YAML parsers recurse per flow-style level too: bound it like JSON, before parsing."""
+    from mlrepro.core import safejson
+
+    for name in (SCHEMA, MANIFEST):
+        if safejson.depth(members[name], limits.max_depth) > limits.max_depth:
+            raise malformed(path, name, f"is nested more than {limits.max_depth} levels deep")
+
+
 def _read_member(zf: zipfile.ZipFile, path: Path, name: str, size: int) -> bytes:
     """Inflate one member in chunks, never past the size its directory entry declares."""
     out = bytearray()
@@ -374,6 +383,7 @@ def read_verified(
             _check_sizes(zf, path, limits)
             fingerprint, index = _read_index(zf, path, expect, limits)
             members = _check_members(zf, path, index)
+            _check_yaml_depth(path, members, limits)
     except (
         zipfile.BadZipFile,
         zipfile.LargeZipFile,

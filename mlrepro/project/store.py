@@ -183,7 +183,22 @@ class Store:
             return self._place(tmp, fp, ext)
 
     def read_text(self, record: dict[str, Any]) -> str:
-        return self.verified_path(record).read_text(encoding="utf-8")
+        from mlrepro.core import safejson
+
+        data = self.verified_path(record).read_bytes()
+        if safejson.depth(data) > safejson.MAX_DEPTH:  # a parser would recurse that deep
+            raise ArtifactError(
+                f"artifact {record['path']} is nested more than {safejson.MAX_DEPTH} levels "
+                "deep: refusing to parse it",
+                hint="delete it and run 'mlrepro run --force' to rebuild it",
+            )
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ArtifactError(
+                f"artifact {record['path']} is not UTF-8 text",
+                hint="delete it and run 'mlrepro run --force' to rebuild it",
+            ) from None
 
     # ---------------------------------------------------------------- integrity
     def verified_path(self, record: dict[str, Any]) -> Path:

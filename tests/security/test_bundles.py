@@ -209,3 +209,25 @@ def test_terminal_escapes_in_the_card_never_reach_the_terminal(built_bundle, tmp
     assert "# Model card" in res.out and "hidden" in res.out
     as_json = cli("inspect", "--json", path).out
     assert "\x1b" not in as_json and "\\u001b" in as_json  # JSON keeps it, escaped
+
+
+def test_nested_yaml_schema_is_refused(built_bundle, tmp_path, cli) -> None:  # noqa: ANN001
+    nested = b"columns: " + b"[" * 100_000 + b"]" * 100_000
+    path = rewrite(built_bundle, tmp_path / "yaml.mlrepro", SCHEMA=nested)
+    res = cli("predict", "-b", path, "-i", "x.csv", "-o", tmp_path / "y.csv")
+    assert res.code == 4, res.err
+    assert "schema.yaml is nested more than 64 levels deep" in res.err
+
+
+def test_nested_schema_artifact_is_refused(hostile, cli) -> None:  # noqa: ANN001
+    lock = hostile.lock()
+    schema = hostile.root / lock["stages"]["extract"]["outputs"]["schema"]["path"]
+    schema.write_bytes(b"[" * 100_000)
+    hostile.point(
+        "extract", "schema", lock["stages"]["extract"]["outputs"]["schema"]["path"], schema
+    )
+    res = cli(
+        "predict", "-p", hostile.root, "-i", hostile.root / "data/new_visits.csv", "-o", "o.csv"
+    )
+    assert res.code == 4, res.err
+    assert "nested more than 64 levels" in res.err
