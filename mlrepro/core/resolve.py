@@ -96,7 +96,13 @@ def _resolve_function(value: str, prefixes: tuple[str, ...], where: str) -> Any:
     plugins = _plugins(prefixes)
     if callables.is_reviewed(value, parameter) or callables.from_plugin(value, plugins):
         module_name, _, attr = value.rpartition(".")
-        obj = getattr(importlib.import_module(module_name), attr, None)
+        try:
+            obj = getattr(importlib.import_module(module_name), attr, None)
+        except ImportError as exc:
+            raise ManifestError(
+                f"manifest field '{field(where)}': cannot import module '{module_name}' ({exc})",
+                hint="check the spelling of the function path, or install the plugin package",
+            ) from None
         if obj is not None and callable(obj) and not inspect.isclass(obj):
             return obj
     elif value.startswith(prefixes):  # an estimator class written as a string?

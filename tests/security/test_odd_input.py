@@ -158,3 +158,25 @@ def test_next_predict_removes_partials_of_killed_runs(hostile, cli, tmp_path) ->
     finally:
         alive.kill()
         alive.wait()
+
+
+class _Poison:
+    """Unpickling this runs ``open(marker, 'w')``: the marker proves code ran."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (open, (self.marker, "w"))
+
+
+def test_poisoned_pickle_is_never_loaded_by_status_bundle_inspect(hostile, cli, tmp_path) -> None:  # noqa: ANN001
+    """status, bundle and inspect never unpickle (verify's policy is its own section)."""
+    marker = hostile.outside / "marker"
+    _swap(hostile, "train", "pipeline", _Poison(str(marker)))
+    assert cli("status", "-p", hostile.root).code == 0
+    bundle = tmp_path / "poisoned.mlrepro"
+    assert cli("bundle", "-q", "-o", bundle, "-p", hostile.root).code == 0
+    res = cli("inspect", bundle)
+    assert res.code == 0 and "NOT PROVEN" in res.out
+    assert not marker.exists()
