@@ -185,3 +185,33 @@ def test_stream_refuses(int_project, redis_url, streams, column, value, rule) ->
             assert column in reason and rule in reason
     finally:
         client.close()
+
+
+@pytest.mark.redis
+def test_stream_dead_letters_deeply_nested_records(int_project, redis_url, streams) -> None:  # noqa: ANN001
+    """200,000 nested '[' in a record: a dead letter, not a RecursionError in the consumer."""
+    from mlrepro.serving.stream import Consumer, StreamSpec, connect, ensure_group
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = load_bundle(int_project[1])
+    client = connect(redis_url)
+    try:
+        spec = StreamSpec(
+            bundle="unused",
+            url=redis_url,
+            input=streams["input"],
+            output=streams["output"],
+            dead=streams["dead"],
+            batch=8,
+            block_ms=10,
+        )
+        ensure_group(client, spec)
+        consumer = Consumer(client, spec, model)
+        msg = client.xadd(streams["input"], {"record": "[" * 200_000 + "]" * 200_000})
+        reply = client.xreadgroup(spec.group, consumer.name, {spec.input: ">"}, count=8)
+        consumer.process(reply[0][1], redelivered=False)
+        dead = {f[b"input_id"]: f[b"reason"].decode() for _, f in client.xrange(streams["dead"])}
+        assert "nested more than 64 levels deep" in dead[msg]
+    finally:
+        client.close()
