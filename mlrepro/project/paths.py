@@ -44,9 +44,13 @@ def check_lock(root: Path, data: dict[str, Any]) -> None:
     """Refuse (exit 4) a lock whose outputs are malformed or name a path outside the tree."""
     root = Path(root)
     for stage, rec in data["stages"].items():
-        if not isinstance(rec, dict) or not isinstance(rec.get("outputs", {}), dict):
+        mappings = ("outputs", "inputs", "params", "details", "environment")
+        if not isinstance(rec, dict) or not all(
+            isinstance(rec.get(key, {}), dict) for key in mappings
+        ):
             raise ArtifactError(
-                f"mlrepro.lock record {stage} is not a mapping with 'outputs'",
+                f"mlrepro.lock record {stage} is not a mapping whose {', '.join(mappings)} "
+                "are mappings",
                 hint="restore mlrepro.lock from version control, or delete it and run "
                 "'mlrepro run'",
             )

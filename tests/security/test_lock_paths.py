@@ -115,3 +115,14 @@ def test_the_issue_repro_verify_offline_keeps_the_decoy(hostile, cli) -> None:  
     assert res.code == 4
     assert res.json()["error"] == "artifact"
     assert hostile.decoy_intact()
+
+
+@pytest.mark.parametrize("key", ["inputs", "params", "details", "environment"])
+def test_stage_record_fields_of_the_wrong_type(hostile, cli, key) -> None:  # noqa: ANN001
+    lock = hostile.lock()
+    lock["stages"]["train"][key] = None
+    hostile.write_lock(lock)
+    for args in (("status",), ("verify", "--offline")):
+        res = cli(*args, "-p", hostile.root)
+        assert res.code == 4, res.err
+        assert "mlrepro.lock record train is not a mapping" in res.err
