@@ -10,9 +10,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlrepro.core import numbers
+
+NESTED = "not a single value (a list or a struct)"
+_NESTED = (list, tuple, dict, set, np.ndarray)
 
 
 @functools.lru_cache(maxsize=64)
@@ -40,6 +44,17 @@ def enforce(chunk: pd.DataFrame, contract: Any) -> tuple[pd.DataFrame, dict[int,
     """The chunk with numeric columns as float64, and {row position: [reasons]}."""
     refused: dict[int, list[str]] = {}
     converted = {}
+    numeric = {name for name, _ in numeric_columns(contract)}
+    for name in contract.input_columns:
+        if name in numeric or name not in chunk.columns or chunk[name].dtype != object:
+            continue
+        nested = chunk[name].map(lambda v: isinstance(v, _NESTED)).to_numpy(dtype=bool)
+        if not nested.any():
+            continue
+        for pos in nested.nonzero()[0].tolist():  # a list/struct cell from parquet or JSON
+            refused.setdefault(pos, []).append(f"column '{name}': {NESTED}")
+        # the schema check must not see them (unhashable): those rows are refused anyway
+        converted[name] = chunk[name].where(~nested, None)
     for name, integer in numeric_columns(contract):
         if name not in chunk.columns:
             continue
