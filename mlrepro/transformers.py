@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
-from mlrepro.errors import DataError
+from mlrepro.errors import DataError, MlreproError
 
 
 def select_columns(spec: Any, frame: pd.DataFrame) -> list[str]:
@@ -50,7 +50,7 @@ def missing_columns_error(missing: list[str], available: list[str], what: str) -
 
 def step_error(name: str, est: Any, frame: pd.DataFrame, exc: Exception) -> DataError:
     """Name the step, its class and the columns that broke it; never the values."""
-    from mlrepro.core.safe_text import strip_values
+    from mlrepro.guards.safe_text import strip_values
 
     what = f"feature step '{name}' ({type(est).__name__})"
     text = strip_values(exc)
@@ -86,6 +86,19 @@ def _dense(out: Any) -> np.ndarray:
     if isinstance(out, pd.DataFrame):
         return out.to_numpy()
     return np.asarray(out)
+
+
+def _check_shape(name: str, est: Any, out: np.ndarray, rows: int) -> None:
+    """A step must return a 2-D table with one row per input row (not None, not a scalar)."""
+    if out.ndim == 2 and out.shape[0] == rows:
+        return
+    found = "None" if out.ndim == 0 and out.dtype == object else f"shape {out.shape}"
+    raise DataError(
+        f"feature step '{name}' ({type(est).__name__}) returned {found}, not a table of "
+        f"{rows} row(s)",
+        hint="a step's transform (e.g. FunctionTransformer's func) must return one row per "
+        "input row; fix or remove the step",
+    )
 
 
 def _splice(frame: pd.DataFrame, cols: list[str], out: pd.DataFrame) -> pd.DataFrame:
@@ -143,8 +156,11 @@ class FeatureSteps(TransformerMixin, BaseEstimator):
                     continue
                 try:
                     out = _dense(est.fit_transform(frame[cols], y))
-                except (ValueError, TypeError) as exc:
+                except MlreproError:
+                    raise
+                except Exception as exc:  # the step's own code (a plugin, a func) failed
                     raise step_error(name, est, frame[cols], exc) from None
+                _check_shape(name, est, out, len(frame))
                 names = _output_names(est, cols, out.shape[1], name)
                 fitted.append((name, est, cols, names))
             else:
@@ -152,6 +168,7 @@ class FeatureSteps(TransformerMixin, BaseEstimator):
                 if not cols:
                     continue
                 out = _dense(est.transform(frame[cols]))
+                _check_shape(name, est, out, len(frame))
             out_df = pd.DataFrame(out, columns=names, index=frame.index)
             out_df = out_df.infer_objects()
             frame = _splice(frame, cols, out_df)

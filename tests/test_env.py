@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlrepro.core import env
+from mlrepro.environment import record as env
 from mlrepro.errors import EnvironmentMismatch
 from mlrepro.project import lockfile
 from tests.cli_helpers import run_cli, run_subprocess
@@ -260,7 +260,7 @@ def test_env_export_pins_the_record(capsys, project, tmp_path):
 
 
 def test_export_of_vcs_and_local_installs():
-    from mlrepro.core.recreate import requirements
+    from mlrepro.environment.recreate import requirements
 
     record = {
         "python": "3.11.7",

@@ -10,19 +10,32 @@ from rich.console import Console as RichConsole
 from rich.table import Table
 
 from mlrepro.errors import MlreproError
+from mlrepro.guards.safe_text import printable
 
 
 def short(fp: str | None) -> str:
     return (fp or "")[:15]
 
 
-def print_error(exc: MlreproError) -> None:
+def safe(text: object) -> str:
+    """Text from an artifact, lock, bundle or message: no control sequences, no markup."""
     from rich.markup import escape  # messages hold brackets: "pip install 'mlrepro[postgres]'"
 
+    return escape(printable(text))
+
+
+def echo(text: object = "", err: bool = False) -> None:
+    """Plain (non-rich) output, sanitised: everything printed from an artifact goes here."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(printable(text) + "\n")
+
+
+def print_error(exc: MlreproError) -> None:
+
     err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
-    err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True, emoji=False)
+    err.print(f"[bold red]error:[/] {safe(exc.message)}", markup=True, emoji=False)
     if exc.hint:
-        err.print(f"  [yellow]hint:[/] {escape(exc.hint)}", markup=True, emoji=False)
+        err.print(f"  [yellow]hint:[/] {safe(exc.hint)}", markup=True, emoji=False)
 
 
 class Console:
@@ -33,8 +46,8 @@ class Console:
         self._progress: Any = None
 
     def _print(self, text: str) -> None:
-        if not self.quiet:
-            self.out.print(text, markup=True, emoji=False)
+        if not self.quiet:  # markup is ours; every value in it went through safe()
+            self.out.print(printable(text), markup=True, emoji=False)
 
     # ------------------------------------------------------------------ runner events
     def report(self, event: str, stage: str, payload: Any = None) -> None:
@@ -48,26 +61,24 @@ class Console:
             main: dict[str, Any] = next(iter(outs.values()), {})
             size = ""
             if "rows" in main:
-                size = f"{main['rows']} rows"
+                size = safe(f"{main['rows']} rows")
                 if "columns" in main:
-                    size += f" x {main['columns']} cols"
+                    size += safe(f" x {main['columns']} cols")
             extra = ""
             metrics = payload.details.get("metrics")
             if metrics:
                 extra = "  " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
             if stage == "select":
                 extra = f"  {payload.details['count']} features"
-            why = f" [dim]({payload.reason})[/]" if payload.reason else ""
+            why = f" [dim]({safe(payload.reason)})[/]" if payload.reason else ""
             self._print(
                 f"[green]{stage:<9}[/] ran in {payload.duration_s:.2f}s  {size}{extra}  "
-                f"[dim]{short(main.get('fingerprint'))}[/]{why}"
+                f"[dim]{safe(short(main.get('fingerprint')))}[/]{why}"
             )
             for warning in payload.details.get("warnings", []) or []:
                 self.report("warn", stage, warning)
         elif event == "warn":
-            from rich.markup import escape
-
-            self.err.print(f"[yellow]warning:[/] {escape(str(payload))}", markup=True, emoji=False)
+            self.err.print(f"[yellow]warning:[/] {safe(payload)}", markup=True, emoji=False)
 
     def progress(self, stage: str, total: int | None = None) -> Callable[[int], None] | None:
         """A row counter on a terminal; None elsewhere (CI logs stay clean)."""
@@ -101,13 +112,14 @@ class Console:
         )
 
     def status(self, manifest: Any, states: list[Any]) -> None:
-        table = Table(title=f"{manifest.name}")
+        table = Table(title=safe(manifest.name))
         table.add_column("stage")
         table.add_column("state")
         table.add_column("reason")
         colors = {"up to date": "green", "stale": "yellow", "missing": "red"}
         for s in states:
-            table.add_row(s.stage, f"[{colors[s.state]}]{s.state}[/]", s.reason)
+            color = colors.get(s.state, "white")
+            table.add_row(safe(s.stage), f"[{color}]{safe(s.state)}[/]", safe(s.reason))
         self.out.print(table)
 
     def predict_summary(self, summary: dict[str, Any]) -> None:
@@ -116,5 +128,6 @@ class Console:
         if summary["rejected"]:
             line += f", rejected {summary['rejected']}"
         self._print(
-            f"{line} -> {summary['output']}  [dim]model {short(summary['model_fingerprint'])}[/]"
+            f"{line} -> {safe(summary['output'])}  "
+            f"[dim]model {safe(short(summary['model_fingerprint']))}[/]"
         )

@@ -24,6 +24,12 @@ Trust = Annotated[
 ]
 
 
+def echo(text: object = "") -> None:
+    from mlrepro.cli.console import echo as safe_echo
+
+    safe_echo(text)
+
+
 def _emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
@@ -77,11 +83,11 @@ def bundle(
     if as_json:
         _emit_json(info)
     elif not quiet:
-        typer.echo(f"bundled {info['project']} -> {info['bundle']} ({_size(info['size'])})")
-        typer.echo(f"  bundle fingerprint {info['fingerprint']}")
-        typer.echo(f"  model fingerprint  {info['model_fingerprint']}")
+        echo(f"bundled {info['project']} -> {info['bundle']} ({_size(info['size'])})")
+        echo(f"  bundle fingerprint {info['fingerprint']}")
+        echo(f"  model fingerprint  {info['model_fingerprint']}")
         if info.get("key_id"):
-            typer.echo(f"  signed with        {info['key_id']}")
+            echo(f"  signed with        {info['key_id']}")
 
 
 def inspect(
@@ -92,9 +98,9 @@ def inspect(
 ) -> None:
     """Verify a bundle (without loading the model) and print its model card and fingerprints,
     signatures and attestations (checked against --trust keys)."""
-    from mlrepro.core import env
     from mlrepro.delivery import bundle as fmt
     from mlrepro.delivery import signing
+    from mlrepro.environment import record as env
 
     keys = signing.trusted(trust)
     verified = fmt.read_verified(path, expect)
@@ -118,17 +124,20 @@ def inspect(
                 "environment_diff": diff,
                 "card": verified.text(fmt.CARD),
                 "provenance": provenance,
+                "pinned": expect is not None,
+                "origin": origin_of(expect, provenance),
             }
         )
         return
-    typer.echo(verified.text(fmt.CARD))
-    typer.echo(f"## Bundle {path.name}\n")
-    typer.echo(f"fingerprint {verified.fingerprint}  (every member verified)")
+    echo(verified.text(fmt.CARD))
+    echo(f"## Bundle {path.name}\n")
+    echo(f"fingerprint {verified.fingerprint}  (every member verified)")
+    echo(f"origin: {origin_of(expect, provenance)}")
     for name, entry in sorted(verified.index["members"].items()):
-        typer.echo(f"  {name:<16} {entry['size']:>10}  {entry['file_hash']}")
-    typer.echo("\n## Signatures and attestations\n")
+        echo(f"  {name:<16} {entry['size']:>10}  {entry['file_hash']}")
+    echo("\n## Signatures and attestations\n")
     if not provenance:
-        typer.echo("none: the bundle is unsigned (sign it with 'mlrepro sign BUNDLE --key KEY')")
+        echo("none: the bundle is unsigned (sign it with 'mlrepro sign BUNDLE --key KEY')")
     for p in provenance:
         keys_text = ", ".join(k[:23] + "..." for k in p.get("key_ids", [])) or "-"
         line = f"  {p['kind']:<12} {p['status']}  key {keys_text}"
@@ -141,11 +150,25 @@ def inspect(
             line += f"  by {p['signed_by']}"
         if not p.get("subject_matches", True):
             line += "  (names another bundle/model!)"
-        typer.echo(line)
+        echo(line)
     if diff:
-        typer.echo("\nthis environment differs from training:")
+        echo("\nthis environment differs from training:")
         for line in diff:
-            typer.echo(f"  {line}")
+            echo(f"  {line}")
+
+
+def origin_of(expect: str | None, provenance: list[dict[str, Any]]) -> str:
+    """What the checks prove about where the bundle came from."""
+    if expect:
+        return "pinned: its fingerprint is the one you passed with --expect"
+    if any(p.get("kind") == "signature" and p.get("status") == "trusted" for p in provenance):
+        return "signed by a trusted key (--trust)"
+    return (
+        "NOT PROVEN: checked only against its own index (not pinned, no trusted signature); "
+        "anyone "
+        "who can rewrite the file can rewrite the index too. Pin it with --expect "
+        "FINGERPRINT, taken from where the bundle was built"
+    )
 
 
 def bundle_predict(

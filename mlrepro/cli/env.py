@@ -55,7 +55,7 @@ def _recorded(lock: Path | None, bundle: Path | None, project: Path | None) -> A
 @env_app.command()
 def show(as_json: Json = False) -> None:
     """The current environment: Python, OS, CPU, BLAS/OpenMP threads, every distribution."""
-    from mlrepro.core import env
+    from mlrepro.environment import record as env
 
     record = env.capture()
     if as_json:
@@ -87,7 +87,7 @@ def diff(
     The packages the pipeline's classes come from, then their dependencies, then numerics
     (BLAS and threads, CPU instruction sets, variables, Python), then everything else.
     """
-    from mlrepro.core import env
+    from mlrepro.environment import record as env
 
     rec = _recorded(lock, bundle, project)
     entries = env.ranked(rec.record, env.capture(), rec.class_paths)
@@ -119,7 +119,7 @@ def check(
     lock: LockOpt = None, bundle: BundleOpt = None, project: Project = None, as_json: Json = False
 ) -> None:
     """Exit 1 when a package that matters to the pipeline differs (for CI and deployment)."""
-    from mlrepro.core import env
+    from mlrepro.environment import record as env
 
     rec = _recorded(lock, bundle, project)
     entries = env.ranked(rec.record, env.capture(), rec.class_paths)
@@ -163,7 +163,7 @@ def export(
     """A pinned requirements file that recreates the recorded environment
     (pip install -r FILE, or uv pip sync FILE)."""
     from mlrepro.core import atomic
-    from mlrepro.core.recreate import requirements
+    from mlrepro.environment.recreate import requirements
 
     rec = _recorded(lock, bundle, project)
     req = requirements(
@@ -196,7 +196,7 @@ def recreate(
 ) -> None:
     """Build a virtual environment from the record (uv when on PATH, else pip) with mlrepro
     installed, so that 'DIR/bin/mlrepro verify' runs in the recorded environment."""
-    from mlrepro.core.recreate import recreate as build
+    from mlrepro.environment.recreate import recreate as build
 
     rec = _recorded(lock, bundle, project)
     result = build(

@@ -125,8 +125,9 @@ def check_sign_options(key: Path | None, attestations: list[Path] | None) -> Non
 
 def attest(m: Any, report: dict[str, Any], key: Path, output: Path) -> dict[str, Any]:
     """``mlrepro verify --attest KEY -o FILE``: the signed verification statement."""
-    from mlrepro.core import atomic, env
+    from mlrepro.core import atomic
     from mlrepro.delivery import signing
+    from mlrepro.environment import record as env
     from mlrepro.errors import ArtifactError
     from mlrepro.project import lockfile
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _escape
 from rich.table import Table
 
+from mlrepro.guards.safe_text import printable
 from mlrepro.verify.verdicts import NEVER_RECORDED, SKIPPED
+
+
+def escape(text: str) -> str:
+    """Text from the lock or an artifact, safe as rich markup and on a terminal."""
+    return _escape(printable(text))
+
 
 COLORS = {
     NEVER_RECORDED: "red",
@@ -66,7 +73,7 @@ def render(report: Any, console: Console | None = None) -> None:
     table.add_column("summary", overflow="ellipsis", no_wrap=True)
     for s in report.stages:
         color = COLORS.get(s.verdict, "white")
-        table.add_row(s.stage, f"[{color}]{s.verdict}[/]", escape(summary(s)))
+        table.add_row(escape(s.stage), f"[{color}]{escape(s.verdict)}[/]", escape(summary(s)))
     out.print(table)
     for s in report.stages:
         if s.verdict == "identical" and not s.notes:
@@ -87,7 +94,10 @@ def render(report: Any, console: Console | None = None) -> None:
         )
     out.print()
     if report.cause:
-        out.print(f"[bold red]not reproduced[/]: '{report.cause}' is the first stage that diverged")
+        out.print(
+            f"[bold red]not reproduced[/]: '{escape(report.cause)}' is the first stage that "
+            "diverged"
+        )
         cause = next(s for s in report.stages if s.stage == report.cause)
         out.print(f"  [yellow]hint:[/] {escape(hint_for(cause))}")
         out.print("  [dim]differences read recorded -> reproduced[/]")

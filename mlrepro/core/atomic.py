@@ -160,15 +160,16 @@ def _owner_alive(name: str) -> bool:
     return True
 
 
-def clean_stale(folder: Path, *, recursive: bool = False) -> int:
-    """Remove temp files whose writer is gone (killed); returns how many."""
+def clean_stale(folder: Path, *, recursive: bool = False, suffix: str = "") -> int:
+    """Remove temp files (ending in ``suffix``) whose writer is gone (killed); how many."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    found = folder.rglob(f"{TMP_PREFIX}*") if recursive else folder.glob(f"{TMP_PREFIX}*")
+    pattern = f"{TMP_PREFIX}*{suffix}"
+    found = folder.rglob(pattern) if recursive else folder.glob(pattern)
     count = 0
     for p in found:
-        if p.is_file() and not _owner_alive(p.name):
+        if p.is_file() and not p.is_symlink() and not _owner_alive(p.name):
             with contextlib.suppress(OSError):
                 p.unlink()
                 count += 1

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from mlrepro.core.manifest import Source
-from mlrepro.core.safe_text import first_line
 from mlrepro.core.sources import connection_error, engine_for, redact, resolve_url
 from mlrepro.errors import DataError, SourceError
+from mlrepro.guards.safe_text import first_line
 
 # SQLite's normal form of an ISO 8601 text time: UTC, milliseconds (datetime() drops them,
 # which would let rows up to a second after as_of into the snapshot).

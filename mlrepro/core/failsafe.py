@@ -13,8 +13,8 @@ import sys
 import traceback
 
 from mlrepro.core.atomic import disk_full_error, is_disk_full
-from mlrepro.core.safe_text import strip_values
 from mlrepro.errors import ArtifactError, InternalError, MlreproError
+from mlrepro.guards.safe_text import strip_values
 from mlrepro.redaction import scrub
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from mlrepro.core import metrics as metric_names
 from mlrepro.core.sqltext import check_source_query
 from mlrepro.errors import ManifestError
+from mlrepro.guards import callables
 
 MANIFEST_NAME = "mlrepro.yaml"
 COLUMN_SELECTORS = ("numeric", "categorical", "all")
@@ -386,6 +387,16 @@ def _check_allowed(m: Manifest) -> None:
             )
 
 
+def _check_paths(m: Manifest) -> None:
+    """Declared files stay inside the project: a manifest you did not write is untrusted."""
+    from mlrepro.guards import confine
+
+    if m.predict and m.predict.input:
+        confine.manifest_input(m.root, m.predict.input, "predict.input")
+    if m.predict and m.predict.output:
+        confine.manifest_output(m.root, m.predict.output, "predict.output")
+
+
 def from_dict(data: Any, root: Path = Path("."), path: Path | None = None) -> Manifest:
     """Validate a parsed manifest document."""
     if not isinstance(data, dict):
@@ -403,6 +414,13 @@ def from_dict(data: Any, root: Path = Path("."), path: Path | None = None) -> Ma
     for i, p in enumerate(plugins):
         if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", p):
             raise _fail(f"plugins[{i}]", "a Python module name like 'mycompany.features'", p)
+        why = callables.plugin_problem(p)
+        if why:
+            raise ManifestError(
+                f"manifest field 'plugins[{i}]': module '{p}' {why}",
+                hint="plugins: lists your own modules of estimators and functions; "
+                "reviewed functions (e.g. numpy.log1p) need no plugin entry",
+            )
     seed = data.get("seed", 0)
     if _int("seed", seed) < 0 or seed >= 2**32:
         raise _fail("seed", "an integer between 0 and 2**32-1", seed)
@@ -425,6 +443,7 @@ def from_dict(data: Any, root: Path = Path("."), path: Path | None = None) -> Ma
         raw=data,
     )
     _check_allowed(manifest)
+    _check_paths(manifest)
     return manifest
 
 

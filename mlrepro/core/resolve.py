@@ -1,7 +1,10 @@
 """Turn class paths from the manifest into estimators, safely and reproducibly.
 
 Only class paths under an allowed prefix (``sklearn.`` and the manifest's ``plugins``) are
-imported. Every ``random_state`` the manifest leaves unset is derived from the global seed
+imported, and only estimator classes are instantiated; a function passed as a parameter must
+be on the reviewed allow-list of ``mlrepro.guards.callables`` or come from a plugin module.
+
+Every ``random_state`` the manifest leaves unset is derived from the global seed
 and the step's name, so a pipeline is deterministic without the user seeding each step.
 """
 
@@ -10,12 +13,14 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import re
 from collections.abc import Collection
 from typing import Any
 
 import blake3
 
 from mlrepro.errors import ManifestError
+from mlrepro.guards import callables
 
 
 def derive_seed(seed: int, key: str) -> int:
@@ -65,20 +70,62 @@ def resolve_class(path: str, prefixes: tuple[str, ...], where: str) -> Any:
     return obj
 
 
-def _resolve_value(value: Any, prefixes: tuple[str, ...], where: str, seed: int) -> Any:
-    """Nested estimators are written ``{class: path, params: {...}}``; callables as paths."""
-    if isinstance(value, dict) and "class" in value and set(value) <= {"class", "params"}:
-        return build(value["class"], value.get("params") or {}, prefixes, where, seed)
-    if isinstance(value, str) and value.startswith(prefixes) and "." in value:
-        obj = resolve_class(value, prefixes, where)
-        if callable(obj) and not inspect.isclass(obj):
+def _plugins(prefixes: tuple[str, ...]) -> tuple[str, ...]:
+    """The manifest's plugin modules, from ``Manifest.allowed_prefixes()``."""
+    return tuple(p.rstrip(".") for p in prefixes if p.rstrip(".") + "." not in ALLOWED)
+
+
+ALLOWED = ("sklearn.",)
+
+
+def _parameter(where: str) -> str:
+    """The parameter a ``where`` key names: ``features[0].params.func[1]`` -> ``func``."""
+    return re.sub(r"(\[\d+\])+$", "", where.rsplit(".", 1)[-1])
+
+
+def _looks_like_callable(value: str, prefixes: tuple[str, ...], where: str) -> bool:
+    if "." not in value or any(c.isspace() for c in value):
+        return False
+    if _parameter(where) in callables.BY_PARAMETER:  # a function slot: any dotted name
+        return True
+    return value.startswith(prefixes) or value.split(".", 1)[0] in callables.FUNCTION_ROOTS
+
+
+def _resolve_function(value: str, prefixes: tuple[str, ...], where: str) -> Any:
+    """A function named as a parameter: reviewed, or from a plugin module."""
+    parameter = _parameter(where)
+    plugins = _plugins(prefixes)
+    if callables.is_reviewed(value, parameter) or callables.from_plugin(value, plugins):
+        module_name, _, attr = value.rpartition(".")
+        try:
+            obj = getattr(importlib.import_module(module_name), attr, None)
+        except ImportError as exc:
+            raise ManifestError(
+                f"manifest field '{field(where)}': cannot import module '{module_name}' ({exc})",
+                hint="check the spelling of the function path, or install the plugin package",
+            ) from None
+        if obj is not None and callable(obj) and not inspect.isclass(obj):
             return obj
-        if inspect.isclass(obj) and hasattr(obj, "get_params"):  # an estimator class
+    elif value.startswith(prefixes):  # an estimator class written as a string?
+        obj = resolve_class(value, prefixes, where)
+        if inspect.isclass(obj) and hasattr(obj, "get_params"):
             raise ManifestError(
                 f"manifest field '{field(where)}': '{value}' is an estimator class, but a "
                 "parameter needs an estimator object",
                 hint=f"write it as {{class: {value}, params: {{}}}}",
             )
+    raise ManifestError(
+        f"manifest field '{field(where)}': '{value}' is not a reviewed function for '{parameter}'",
+        hint=f"allowed: {callables.describe(parameter)}",
+    )
+
+
+def _resolve_value(value: Any, prefixes: tuple[str, ...], where: str, seed: int) -> Any:
+    """Nested estimators are written ``{class: path, params: {...}}``; callables as paths."""
+    if isinstance(value, dict) and "class" in value and set(value) <= {"class", "params"}:
+        return build(value["class"], value.get("params") or {}, prefixes, where, seed)
+    if isinstance(value, str) and _looks_like_callable(value, prefixes, where):
+        return _resolve_function(value, prefixes, where)
     if isinstance(value, list):
         return [_resolve_value(v, prefixes, f"{where}[{i}]", seed) for i, v in enumerate(value)]
     return value
@@ -94,6 +141,34 @@ def takes_any_keyword(cls: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def is_estimator_class(cls: type) -> bool:
+    """A subclass of scikit-learn's ``BaseEstimator`` (found by name: core imports no sklearn)."""
+    return any(
+        b.__name__ == "BaseEstimator" and b.__module__.startswith("sklearn.")
+        for b in inspect.getmro(cls)
+    )
+
+
+def _check_estimator_class(cls: Any, path: str, prefixes: tuple[str, ...], where: str) -> None:
+    """Only estimator, transformer and selector classes are instantiated."""
+    if inspect.isclass(cls) and is_estimator_class(cls):
+        return
+    plugin = callables.from_plugin(path, _plugins(prefixes))
+    if (
+        plugin
+        and inspect.isclass(cls)
+        and callable(getattr(cls, "fit", None))
+        and callable(getattr(cls, "get_params", None))
+    ):
+        return
+    raise ManifestError(
+        f"manifest field '{field(where)}': '{path}' is not an estimator, transformer or "
+        "selector class",
+        hint="name a scikit-learn estimator class (a BaseEstimator subclass), or a plugin "
+        "class with fit() and get_params()",
+    )
 
 
 def accepted_params(cls: Any) -> list[str]:
@@ -112,12 +187,18 @@ def build(
     path: str, params: dict[str, Any], prefixes: tuple[str, ...], where: str, seed: int
 ) -> Any:
     """Instantiate ``path(**params)``, validating parameter names and seeding randomness."""
+    if not isinstance(path, str):
+        raise ManifestError(
+            f"manifest field '{field(where)}': expected a class path, found {type(path).__name__}",
+            hint="name an estimator class, e.g. sklearn.preprocessing.StandardScaler",
+        )
     cls = resolve_class(path, prefixes, where)
     if not inspect.isclass(cls):
         raise ManifestError(
             f"manifest field '{field(where)}': '{path}' is not a class",
             hint="name an estimator class",
         )
+    _check_estimator_class(cls, path, prefixes, where)
     accepted = [] if takes_any_keyword(cls) else accepted_params(cls)
     for name in params:
         if accepted and name not in accepted:

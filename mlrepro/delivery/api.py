@@ -329,7 +329,7 @@ class Bundle:
 
     def environment_diff(self) -> list[str]:
         """Differences between the training environment and this one, e.g. package versions."""
-        from mlrepro.core import env
+        from mlrepro.environment import record as env
 
         return env.diff(
             dict(self.metadata.environment), env.capture_like(dict(self.metadata.environment))
@@ -371,8 +371,8 @@ def _unpickle(data: bytes, path: Path) -> Any:
 
 
 def _check_environment(metadata: BundleMetadata, strict: bool) -> None:
-    from mlrepro.core import env
     from mlrepro.delivery.envrecord import class_paths_of
+    from mlrepro.environment import record as env
 
     now, then = env.capture(), dict(metadata.environment)
     if strict:
@@ -458,6 +458,7 @@ def load_bundle(
     follow: bool = False,
     poll: float = 2.0,
     allow_contract_change: bool = False,
+    limits: Any = None,
 ) -> Any:
     """Load a ``.mlrepro`` bundle: verify every member, then unpickle the pipeline.
 
@@ -469,7 +470,9 @@ def load_bundle(
     ``strict_env`` a difference in a package that matters (the packages the pipeline's
     classes come from and their dependencies) raises ``EnvironmentMismatch`` (exit code 1)
     before anything is unpickled. Raises ``ArtifactError`` (exit code 4 in the CLI) for a
-    missing, damaged or tampered bundle.
+    missing, damaged or tampered bundle. ``limits`` (a ``mlrepro.delivery.bundle.Limits``)
+    overrides the size, compression-ratio and JSON-depth caps checked before anything is
+    decompressed.
 
     ``registry=URL, alias=NAME`` loads the bundle the alias names instead of ``path``; with
     ``follow=True`` the result is a ``FollowingBundle`` that checks the alias every ``poll``
@@ -498,7 +501,7 @@ def load_bundle(
     from mlrepro.delivery import card
     from mlrepro.predict.contract import Contract
 
-    verified = fmt.read_verified(path, expect_fingerprint)
+    verified = fmt.read_verified(path, expect_fingerprint, limits)
     if trusted_keys:
         from mlrepro.delivery import signing
 

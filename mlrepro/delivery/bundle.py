@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,52 @@ MEMBERS = (METADATA, SCHEMA, CARD, MANIFEST, LOCK, PIPELINE)
 SIGNATURES = "signatures.json"
 MAX_INDEX_BYTES = 1 << 20
 MAX_SIGNATURES_BYTES = 1 << 20
+
+JSON_MEMBERS = (INDEX, METADATA, LOCK)
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Hard caps checked against the zip directory *before* anything is decompressed.
+
+    Defaults fit any real model (a 1 GiB pipeline, a few MiB of text); override them with
+    the environment variables below (bytes, or a plain ratio), or pass ``limits=`` to
+    ``read_verified`` / ``load_bundle``.
+    """
+
+    max_member: int = 1 << 30  # MLREPRO_BUNDLE_MAX_MEMBER: any one member, uncompressed
+    max_total: int = 2 << 30  # MLREPRO_BUNDLE_MAX_TOTAL: all members, uncompressed
+    max_ratio: float = 200.0  # MLREPRO_BUNDLE_MAX_RATIO: uncompressed / compressed size
+    ratio_floor: int = 1 << 20  # members smaller than this are never too compressible
+    max_depth: int = 64  # JSON nesting of bundle.json, metadata.json, mlrepro.lock
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        import os
+
+        values: dict[str, Any] = {}
+        for field_name, var, kind in (
+            ("max_member", "MLREPRO_BUNDLE_MAX_MEMBER", int),
+            ("max_total", "MLREPRO_BUNDLE_MAX_TOTAL", int),
+            ("max_ratio", "MLREPRO_BUNDLE_MAX_RATIO", float),
+        ):
+            text = os.environ.get(var, "").strip()
+            if not text:
+                continue
+            try:
+                value = kind(text)
+            except ValueError:
+                value = -1
+            if not value > 0:
+                raise UsageError(
+                    f"{var}={text!r} is not a positive number",
+                    hint=f"set {var} to a number of bytes (or a ratio), or unset it",
+                )
+            values[field_name] = value
+        return cls(**values)
+
+
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -64,8 +111,12 @@ class VerifiedBundle:
             raise malformed(self.path, name, "is not UTF-8 text") from None
 
     def json(self, name: str) -> Any:
+        from mlrepro.guards import safejson
+
         try:
-            return json.loads(self.members[name])
+            return safejson.loads(self.members[name])
+        except safejson.TooDeep as exc:
+            raise malformed(self.path, name, f"is {exc}") from None
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise malformed(self.path, name, "is not valid JSON") from None
 
@@ -203,16 +254,78 @@ def _refuse(path: Path, problem: str, hint: str | None = None) -> ArtifactError:
     )
 
 
-def _read_index(zf: zipfile.ZipFile, path: Path, expect: str | None) -> tuple[str, dict]:
+def _check_ratio(path: Path, info: zipfile.ZipInfo, limits: Limits) -> None:
+    if info.file_size < limits.ratio_floor:
+        return
+    ratio = info.file_size / max(info.compress_size, 1)
+    if ratio > limits.max_ratio:
+        raise _refuse(
+            path,
+            f"member {info.filename} would inflate {ratio:.0f}x ({info.compress_size} -> "
+            f"{info.file_size} bytes), above the limit of {limits.max_ratio:g}x (a zip bomb?)",
+            hint="if the bundle is genuine, raise MLREPRO_BUNDLE_MAX_RATIO",
+        )
+
+
+def _check_sizes(zf: zipfile.ZipFile, path: Path, limits: Limits) -> None:
+    """Member and total sizes, and compression ratios, from the directory alone."""
+    total = 0
+    for info in zf.infolist():
+        if info.file_size > limits.max_member:
+            raise _refuse(
+                path,
+                f"member {info.filename} is {info.file_size} bytes uncompressed, above the "
+                f"limit of {limits.max_member} bytes",
+                hint="if the bundle is genuine, raise MLREPRO_BUNDLE_MAX_MEMBER",
+            )
+        _check_ratio(path, info, limits)
+        total += info.file_size
+    if total > limits.max_total:
+        raise _refuse(
+            path,
+            f"its members add up to {total} bytes uncompressed, above the limit of "
+            f"{limits.max_total} bytes",
+            hint="if the bundle is genuine, raise MLREPRO_BUNDLE_MAX_TOTAL",
+        )
+
+
+def _check_yaml_depth(path: Path, members: dict[str, bytes], limits: Limits) -> None:
+    """YAML parsers recurse per flow-style level too: bound it like JSON, before parsing."""
+    from mlrepro.guards import safejson
+
+    for name in (SCHEMA, MANIFEST):
+        if safejson.depth(members[name], limits.max_depth) > limits.max_depth:
+            raise malformed(path, name, f"is nested more than {limits.max_depth} levels deep")
+
+
+def _read_member(zf: zipfile.ZipFile, path: Path, name: str, size: int) -> bytes:
+    """Inflate one member in chunks, never past the size its directory entry declares."""
+    out = bytearray()
+    with zf.open(name) as fh:
+        while True:
+            chunk = fh.read(_CHUNK)
+            if not chunk:
+                break
+            out += chunk
+            if len(out) > size:
+                raise _refuse(path, f"member {name} inflates past its declared size")
+    return bytes(out)
+
+
+def _read_index(
+    zf: zipfile.ZipFile, path: Path, expect: str | None, limits: Limits
+) -> tuple[str, dict]:
     names = zf.namelist()
     if INDEX not in names:
         raise _refuse(path, f"no {INDEX} index, so it is not an mlrepro bundle or is damaged")
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise _refuse(path, f"duplicate member(s) {dupes[:5]}")
-    if zf.getinfo(INDEX).file_size > MAX_INDEX_BYTES:
+    info = zf.getinfo(INDEX)
+    if info.file_size > MAX_INDEX_BYTES:
         raise _refuse(path, f"its {INDEX} index is implausibly large")
-    raw = zf.read(INDEX)
+    _check_ratio(path, info, limits)
+    raw = _read_member(zf, path, INDEX, info.file_size)
     fingerprint = hash_bytes(raw)
     if expect is not None and fingerprint != expect:
         raise _refuse(
@@ -220,8 +333,12 @@ def _read_index(zf: zipfile.ZipFile, path: Path, expect: str | None) -> tuple[st
             f"its fingerprint is {fingerprint}, not the expected {expect}",
             hint="this is not the bundle you pinned: get the right file, or update the pin",
         )
+    from mlrepro.guards import safejson
+
     try:
-        index = json.loads(raw)
+        index = safejson.loads(raw, limits.max_depth)
+    except safejson.TooDeep as exc:
+        raise _refuse(path, f"its {INDEX} index is {exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _refuse(path, f"its {INDEX} index is not valid JSON") from None
     members = index.get("members") if isinstance(index, dict) else None
@@ -259,7 +376,7 @@ def _check_members(zf: zipfile.ZipFile, path: Path, index: dict) -> dict[str, by
                 f"member {name} does not match its recorded size ({entry.get('size')} bytes, "
                 f"found {size}): it was modified or corrupted",
             )
-        data = zf.read(name)
+        data = _read_member(zf, path, name, size)
         actual = hash_bytes(data)
         if actual != entry.get("file_hash"):
             raise _refuse(
@@ -272,25 +389,48 @@ def _check_members(zf: zipfile.ZipFile, path: Path, index: dict) -> dict[str, by
     return out
 
 
-def read_verified(path: str | Path, expect: str | None = None) -> VerifiedBundle:
-    """Open a bundle and check every member's hash; parses nothing but the JSON index."""
+def read_verified(
+    path: str | Path, expect: str | None = None, limits: Limits | None = None
+) -> VerifiedBundle:
+    """Open a bundle and check every member's hash; parses nothing but the JSON index.
+
+    Sizes, compression ratios and JSON depth are checked against ``limits`` (default:
+    ``Limits.from_env()``) before anything is decompressed or parsed.
+    """
     path = Path(path)
+    limits = limits or Limits.from_env()
     if not path.is_file():
         raise ArtifactError(
             f"bundle {path} does not exist",
             hint="check the path; build a bundle in the project with 'mlrepro bundle -o FILE'",
         )
+    if path.stat().st_size > limits.max_total:
+        raise _refuse(
+            path,
+            f"the file is {path.stat().st_size} bytes, above the limit of {limits.max_total}",
+            hint="if the bundle is genuine, raise MLREPRO_BUNDLE_MAX_TOTAL",
+        )
     try:
         with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as zf:
-            fingerprint, index = _read_index(zf, path, expect)
+            _check_sizes(zf, path, limits)
+            fingerprint, index = _read_index(zf, path, expect, limits)
             members = _check_members(zf, path, index)
+            _check_yaml_depth(path, members, limits)
             signatures = None
             if SIGNATURES in zf.namelist():
                 if zf.getinfo(SIGNATURES).file_size > MAX_SIGNATURES_BYTES:
                     raise _refuse(path, f"its {SIGNATURES} member is implausibly large")
                 signatures = zf.read(SIGNATURES)
             raw_index = zf.read(INDEX)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        ValueError,
+        OSError,
+        NotImplementedError,  # a compression method zipfile does not support
+        zlib.error,  # a damaged deflate stream
+    ) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise _refuse(path, f"not a readable zip archive ({reason[:120]})") from None
     return VerifiedBundle(path, fingerprint, index, members, signatures, raw_index)

@@ -9,8 +9,8 @@ import pandas as pd
 
 from mlrepro.core.manifest import Manifest
 from mlrepro.core.resolve import build, derive_seed
-from mlrepro.core.safe_text import strip_values
 from mlrepro.errors import DataError, ManifestError
+from mlrepro.guards.safe_text import strip_values
 from mlrepro.pipeline.datachecks import check_inputs
 from mlrepro.transformers import FeatureSteps, missing_columns_error
 

@@ -202,8 +202,9 @@ def _train(ctx: StageContext) -> Outputs:
     from mlrepro.pipeline.train import fit_model
 
     matrix = ctx.store.read_frame(ctx.output("features", "matrix"))
-    transformer = ctx.store.read_model(ctx.output("features", "transformer"))
-    selector = ctx.store.read_model(ctx.output("select", "selector"))
+    frame_api = ("transform", "get_feature_names_out")  # a wrong object is exit 4, not 70
+    transformer = ctx.store.read_model(ctx.output("features", "transformer"), frame_api)
+    selector = ctx.store.read_model(ctx.output("select", "selector"), frame_api)
     task = ctx.record("features")["details"]["task"]
     pipeline, details = fit_model(matrix, transformer, selector, ctx.m, task)
     outputs = {

@@ -13,8 +13,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlrepro.core import env, interrupt
 from mlrepro.core.manifest import Manifest
+from mlrepro.core import interrupt
+from mlrepro.environment import record as env
 from mlrepro.errors import UsageError
 from mlrepro.fingerprint import hash_file
 from mlrepro.pipeline import plan
@@ -230,7 +231,7 @@ class Runner:
         )
 
     def load_pipeline(self) -> Any:
-        return self.store.read_model(self.output("train", "pipeline"))
+        return self.store.read_model(self.output("train", "pipeline"), ("predict",))
 
     def predict_input_chunks(self, chunk_rows: int = 100_000) -> Any:
         """Chunks of the manifest's predict input (a file or a query)."""

@@ -8,8 +8,8 @@ import pandas as pd
 
 from mlrepro.core.manifest import Manifest
 from mlrepro.core.resolve import build
-from mlrepro.core.safe_text import strip_values
-from mlrepro.errors import DataError, ManifestError
+from mlrepro.errors import DataError, ManifestError, MlreproError
+from mlrepro.guards.safe_text import strip_values
 from mlrepro.pipeline.features import SPLIT_COLUMN
 from mlrepro.transformers import KeepColumns
 
@@ -58,10 +58,20 @@ def fit_selection(matrix: pd.DataFrame, manifest: Manifest, task: str) -> tuple[
     try:
         selector.set_output(transform="pandas")
         selector.fit(X, y)
-    except ValueError as exc:
+        selected = [str(c) for c in selector.get_feature_names_out()]
+    except MlreproError:
+        raise
+    except Exception as exc:
+        if type(exc).__name__ == "InvalidParameterError" or not isinstance(exc, ValueError):
+            # a parameter sklearn refuses, or a score_func / plugin that misbehaves
+            raise ManifestError(
+                f"manifest field 'selection': fitting {manifest.selection.method} failed "
+                f"({type(exc).__name__}: {strip_values(exc)})",
+                hint="check selection.params: a score_func must take (X, y) and return "
+                "one score per feature (e.g. sklearn.feature_selection.f_regression)",
+            ) from None
         raise DataError(
             f"selection failed: {strip_values(exc)}",
             hint="check selection.params and the features (NaN values need an imputer step)",
         ) from None
-    selected = [str(c) for c in selector.get_feature_names_out()]
     return selector, selected

@@ -12,8 +12,8 @@ import pandas as pd
 from mlrepro.core import metrics as metric_fns
 from mlrepro.core.manifest import Manifest
 from mlrepro.core.resolve import build
-from mlrepro.core.safe_text import strip_values
 from mlrepro.errors import DataError, ManifestError
+from mlrepro.guards.safe_text import strip_values
 from mlrepro.pipeline.datachecks import id_feature_warnings
 from mlrepro.pipeline.features import SPLIT_COLUMN
 

@@ -167,6 +167,9 @@ def read_query_chunks(url: str, query: str, root: Path, chunk_rows: int) -> Iter
         engine.dispose()
 
 
+PARTIAL = ".partial"
+
+
 class FileWriter:
     """Incremental CSV/parquet writer that publishes the file only on ``close``."""
 
@@ -175,7 +178,9 @@ class FileWriter:
         self.format = _format(self.path, "output")
         self.metadata = metadata or {}
         self._stack = contextlib.ExitStack()
-        self._tmp = self._stack.enter_context(atomic.temp_path(self.path.parent, ".partial"))
+        # a killed predict leaves its .tmp-<pid>-*.partial here: remove those of dead pids
+        atomic.clean_stale(self.path.parent, suffix=PARTIAL)
+        self._tmp = self._stack.enter_context(atomic.temp_path(self.path.parent, PARTIAL))
         self._writer: Any = None
         self._schema: Any = None
         self.rows = 0

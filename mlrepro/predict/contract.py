@@ -207,6 +207,20 @@ def _rule(check: Any) -> str:
 
 def invalid_rows(chunk: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, dict[int, str]]:
     """Coerced chunk and {row position: reason}; reasons name column and rule, never values."""
+    from mlrepro.predict import numeric
+
+    chunk, refused = numeric.enforce(chunk, contract)  # the one numeric rule, first
+    valid, reasons = _schema_rows(chunk, contract)
+    if not refused:
+        return valid, reasons
+    for pos, whys in refused.items():
+        columns = tuple(w.split(":", 1)[0] + ":" for w in whys)
+        rest = [r for r in reasons.get(pos, "").split("; ") if r and not r.startswith(columns)]
+        reasons[pos] = "; ".join([*whys, *rest][:MAX_REASONS])
+    return valid.drop(index=chunk.index[sorted(refused)], errors="ignore"), reasons
+
+
+def _schema_rows(chunk: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, dict[int, str]]:
     import pandera.errors as pe
 
     fast = fast_validate(chunk, contract)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlrepro.core.safe_text import strip_values
 from mlrepro.errors import PredictionRejected
+from mlrepro.guards.safe_text import strip_values
 from mlrepro.predict.contract import CheckedChunk, Contract, check_chunk, describe
 
 PROBA_PREFIX = "proba_"

@@ -20,6 +20,9 @@ from mlrepro.core import atomic
 from mlrepro.errors import ArtifactError
 from mlrepro.fingerprint import FINGERPRINT_FORMAT, SUPPORTED_FINGERPRINT_FORMATS
 from mlrepro.fingerprint import fingerprint_params as _fingerprint
+from mlrepro.guards import safejson
+from mlrepro.guards.confine import inside
+from mlrepro.project.paths import check_lock, check_store
 from mlrepro.version import __version__
 
 LOCK_NAME = "mlrepro.lock"
@@ -38,12 +41,18 @@ def empty_lock(project: str) -> dict[str, Any]:
 
 def read(root: Path, project: str = "") -> dict[str, Any]:
     """Read the lock of a project; an absent lock is an empty one."""
+    check_store(Path(root))
     path = Path(root) / LOCK_NAME
+    if path.is_symlink() and not inside(Path(root), LOCK_NAME):
+        raise ArtifactError(
+            f"{LOCK_NAME} is a symbolic link out of the project: refusing to read it",
+            hint=f"replace the link with the project's own {LOCK_NAME}",
+        )
     if not path.exists():
         return empty_lock(project)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = safejson.loads(path.read_bytes())  # depth checked: no RecursionError
+    except (UnicodeDecodeError, json.JSONDecodeError, safejson.TooDeep) as exc:
         raise ArtifactError(
             f"{LOCK_NAME} is not valid JSON ({exc.__class__.__name__})",
             hint=f"restore {LOCK_NAME} from version control, or delete it and run "
@@ -63,7 +72,9 @@ def read(root: Path, project: str = "") -> dict[str, Any]:
             hint="upgrade mlrepro (pip install -U mlrepro) to read this lock",
         )
     check_fingerprint_format(data, LOCK_NAME)
-    return expand(data, LOCK_NAME)
+    data = expand(data, LOCK_NAME)  # environment references -> records (reads no path)
+    check_lock(Path(root), data)  # before any path it names is read, linked or deleted
+    return data
 
 
 def check_fingerprint_format(data: dict[str, Any], what: str) -> int:

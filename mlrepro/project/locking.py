@@ -20,6 +20,7 @@ from typing import Any
 
 from mlrepro.core import atomic
 from mlrepro.errors import ConcurrencyError, ReadOnlyError
+from mlrepro.project.paths import check_store
 from mlrepro.project.store import STORE_DIR
 
 LOCK_FILE = "project.lock"
@@ -73,7 +74,8 @@ def _acquire(root: Path, wait: float) -> Any:
     """The acquired FileLock, or None when the project turns out not to be writable."""
     from filelock import FileLock, Timeout
 
-    folder = root / STORE_DIR
+    check_store(Path(root))  # never write or delete through a planted symlink
+    folder = Path(root) / STORE_DIR
     path = folder / LOCK_FILE
     try:
         folder.mkdir(parents=True, exist_ok=True)

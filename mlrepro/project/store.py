@@ -22,6 +22,7 @@ from mlrepro.core import atomic
 from mlrepro.errors import ArtifactError
 from mlrepro.fingerprint import hash_file
 from mlrepro.project import formats as safe_model
+from mlrepro.project.paths import check_store
 
 STORE_DIR = ".mlrepro"
 
@@ -44,6 +45,28 @@ def is_pickle(record: dict[str, Any]) -> bool:
 
 
 OBJECTS = "objects"
+
+
+def expect_model(obj: Any, record: dict[str, Any], needs: tuple[str, ...] = ()) -> Any:
+    """``obj`` if it is a fitted scikit-learn estimator with ``needs``, else ArtifactError.
+
+    A hash-valid artifact can still hold the wrong object (a lock edited to name another
+    file, a dict pickled in place of a model): that is a tampered artifact, exit 4, not a
+    crash later in the pipeline.
+    """
+    from mlrepro.core.resolve import is_estimator_class
+
+    missing = [n for n in needs if not callable(getattr(obj, n, None))]
+    if not is_estimator_class(type(obj)) or missing:
+        what = type(obj).__name__
+        lacks = f" without {', '.join(n + '()' for n in missing)}" if missing else ""
+        raise ArtifactError(
+            f"artifact {record.get('path')} holds a {what}{lacks}, not the fitted estimator "
+            "the lock says it is",
+            hint="restore the project's .mlrepro/ and mlrepro.lock, or run "
+            "'mlrepro run --force' to rebuild them",
+        )
+    return obj
 
 
 @dataclass
@@ -150,7 +173,8 @@ class Store:
         self._memo[record["path"]] = (record["file_hash"], obj)
         return record
 
-    def read_model(self, record: dict[str, Any]) -> Any:
+    def read_model(self, record: dict[str, Any], needs: tuple[str, ...] = ()) -> Any:
+        """The model an artifact holds: a scikit-learn estimator with the methods ``needs``."""
         import joblib
 
         cached = self._memo.get(record["path"])
@@ -158,7 +182,7 @@ class Store:
             return cached[1]
         path = self.verified_path(record)  # integrity first: unpickling runs code
         if record.get("format") == safe_model.EXT:
-            return safe_model.load(path, record, self.plugins)
+            return expect_model(safe_model.load(path, record, self.plugins), record, needs)
         if not self.allow_pickles:
             raise UntrustedPickle(record["path"])
         if self.model_format == safe_model.EXT:
@@ -167,7 +191,14 @@ class Store:
                 "model.format: skops, so pickles are never loaded",
                 hint="run 'mlrepro run --force' to save every model with skops",
             )
-        return joblib.load(path)
+        try:
+            obj = joblib.load(path)
+        except Exception as exc:  # hash-valid but not a loadable pickle
+            raise ArtifactError(
+                f"artifact {record['path']} cannot be loaded as a model ({type(exc).__name__})",
+                hint="delete it and run 'mlrepro run --force' to rebuild it",
+            ) from None
+        return expect_model(obj, record, needs)
 
     # ---------------------------------------------------------------- text (schema)
     def write_text(self, text: str, ext: str) -> dict[str, Any]:
@@ -180,7 +211,22 @@ class Store:
             return self._place(tmp, fp, ext)
 
     def read_text(self, record: dict[str, Any]) -> str:
-        return self.verified_path(record).read_text(encoding="utf-8")
+        from mlrepro.guards import safejson
+
+        data = self.verified_path(record).read_bytes()
+        if safejson.depth(data) > safejson.MAX_DEPTH:  # a parser would recurse that deep
+            raise ArtifactError(
+                f"artifact {record['path']} is nested more than {safejson.MAX_DEPTH} levels "
+                "deep: refusing to parse it",
+                hint="delete it and run 'mlrepro run --force' to rebuild it",
+            )
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ArtifactError(
+                f"artifact {record['path']} is not UTF-8 text",
+                hint="delete it and run 'mlrepro run --force' to rebuild it",
+            ) from None
 
     # ---------------------------------------------------------------- integrity
     def verified_path(self, record: dict[str, Any]) -> Path:
@@ -209,15 +255,21 @@ class Store:
 
     def prune(self, keep: set[str]) -> int:
         """Delete objects not named in ``keep`` (relative posix paths); returns how many."""
+        check_store(self.root)
         removed = 0
         if not self.objects.exists():
             return 0
+        fence = self.objects.resolve()
         for p in self.objects.rglob("*"):
-            if p.is_file() and p.relative_to(self.root).as_posix() not in keep:
+            if not p.parent.resolve().is_relative_to(fence):  # a symlinked folder: leave it
+                continue
+            if p.relative_to(self.root).as_posix() in keep:
+                continue
+            if p.is_symlink() or p.is_file():  # a link is removed itself, never its target
                 p.unlink()
                 removed += 1
         for folder in self.objects.iterdir():
-            if folder.is_dir() and not any(folder.iterdir()):
+            if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
                 folder.rmdir()
         shutil.rmtree(self.root / STORE_DIR / "staging", ignore_errors=True)
         return removed

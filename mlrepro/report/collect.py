@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from mlrepro.core import env
+from mlrepro.environment import record as env
 from mlrepro.errors import MlreproError
 from mlrepro.redaction import redact
 from mlrepro.report import plots

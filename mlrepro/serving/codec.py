@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from mlrepro.guards import safejson
+
 RECORD_FIELD = "record"
 
 # Writes one batch's results and acknowledges their inputs in one atomic step. An input
@@ -72,7 +74,9 @@ def decode(fields: dict[bytes, bytes]) -> dict[str, Any]:
         raise ValueError("the message is not UTF-8 text") from None
     if RECORD_FIELD in items:
         try:
-            record = json.loads(items[RECORD_FIELD])
+            record = safejson.loads(items[RECORD_FIELD])  # depth-checked: no RecursionError
+        except safejson.TooDeep as exc:
+            raise ValueError(f"field '{RECORD_FIELD}' is {exc}") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f"field '{RECORD_FIELD}' is not valid JSON ({exc.msg})") from None
         if not isinstance(record, dict):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlrepro.errors import SourceError
+from mlrepro.guards.safe_text import printable
 from mlrepro.serving import codec
 
 
@@ -45,7 +46,7 @@ class StopRequested(BaseException):
 
 
 def say(message: str) -> None:
-    sys.stderr.write(f"mlrepro stream: {message}\n")
+    sys.stderr.write(f"mlrepro stream: {printable(message)}\n")
     sys.stderr.flush()
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrepro.errors import MlreproError, UsageError
+from mlrepro.guards.safe_text import printable
 
 SPEC_ENV = "MLREPRO_SERVE_SPEC"  # how worker processes learn what to load
 STARTUP_FAILURE = 3  # uvicorn's exit code for a worker that could not start
@@ -125,7 +126,7 @@ def _graceful_signals() -> Iterator[None]:
 
 
 def _say(message: str) -> None:
-    sys.stderr.write(f"mlrepro serve: {message}\n")
+    sys.stderr.write(f"mlrepro serve: {printable(message)}\n")
     sys.stderr.flush()
 
 

@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mlrepro.guards import numbers
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -34,6 +36,28 @@ if TYPE_CHECKING:
 
 TOO_LARGE = "batch_too_large"  # error type that the server turns into 413
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _numeric(integer: bool) -> Any:
+    """A JSON value for a numeric column, by the same rule as the CLI (core/numbers.py)."""
+
+    def check(value: Any) -> Any:
+        try:
+            parsed = numbers.number(value, integer=integer)
+        except numbers.NotANumber as exc:
+            raise PydanticCustomError(
+                "not_a_number", "Input should be a valid number: {rule}", {"rule": exc.rule}
+            ) from None
+        if parsed is None and value is not None:  # NaN or an empty string: a missing value
+            raise PydanticCustomError(
+                "not_a_number", "Input should be a valid number: send null for a missing value"
+            )
+        return parsed
+
+    return Annotated[float, Field(allow_inf_nan=False), BeforeValidator(check)]
+
+
+Number, WholeNumber = _numeric(False), _numeric(True)
 JsonScalar = bool | int | float | str  # a column whose type the schema does not pin
 
 
@@ -58,12 +82,13 @@ class Column:
     nullable: bool
     categories: tuple[Any, ...] | None = None
     is_id: bool = False
+    integer: bool = False  # a number column that held integers in training
 
     @property
     def type(self) -> Any:
         base: Any
         if self.kind == "number":
-            base = FiniteFloat
+            base = WholeNumber if self.integer else Number
         elif self.kind == "category":
             base = Literal[self.categories]
         elif self.kind == "text":
@@ -100,7 +125,13 @@ def columns_of(bundle: Bundle) -> list[Column]:
     from mlrepro.delivery.card import column_specs
 
     cols = [
-        Column(c.name, _kind(c.dtype, c.categories), c.nullable, c.categories)
+        Column(
+            c.name,
+            _kind(c.dtype, c.categories),
+            c.nullable,
+            c.categories,
+            integer=c.dtype.startswith(("int", "uint")) and not c.categories,
+        )
         for c in bundle.columns
     ]
     inputs = {c.name for c in cols}

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mlrepro.core import env
 from mlrepro.core.manifest import Manifest
+from mlrepro.environment import record as env
 
 FEATURE_STEPS = "mlrepro.transformers.FeatureSteps"
 

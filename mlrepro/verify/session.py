@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlrepro.core import env
 from mlrepro.core.manifest import Manifest
+from mlrepro.environment import record as env
 from mlrepro.errors import (
     EXIT_ARTIFACT,
     EXIT_NOT_REPRODUCED,

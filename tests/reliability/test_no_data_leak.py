@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from cli_helpers import run_cli
 
-from mlrepro.core.safe_text import first_line, strip_values
 from mlrepro.errors import EXIT_DATA, EXIT_NOT_REPRODUCED, PredictionRejected
+from mlrepro.guards.safe_text import first_line, strip_values
 from mlrepro.predict.contract import Contract
 from mlrepro.predict.scoring import predict_chunk
 

@@ -39,3 +39,31 @@ def strip_values(text: object, limit: int = LIMIT) -> str:
     line = _LONG_TOKEN.sub("<value>", line)
     line = scrub(line) or ""
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+# Terminal control: whole escape sequences first (OSC ... BEL/ST, CSI ... final byte, other
+# ESC x), then any remaining C0/C1 control character (but newline and tab), DEL, and the
+# Unicode bidirectional overrides that make text display in another order than it reads.
+_ESCAPES = re.compile(
+    r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window title, hyperlinks, clipboard
+    r"|\x1b[P^_X][^\x1b]*(?:\x1b\\)?"  # DCS / PM / APC / SOS strings
+    r"|\x1b\[[0-?]*[ -/]*[@-~]?"  # CSI: colours, cursor moves, screen clears
+    r"|\x1b[ -/]*[0-~]?"  # any other ESC sequence
+    r"|\x9b[0-?]*[ -/]*[@-~]?"  # 8-bit CSI
+    r"|\x9d[^\x07\x9c]*(?:\x07|\x9c)?"  # 8-bit OSC
+)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """``text`` with terminal control sequences and control characters removed.
+
+    The one sanitiser for anything printed from an artifact, a lock, a bundle or a
+    request (model cards, column and class names, reasons, paths): an OSC sequence in a
+    model card must not retitle the terminal or write to the clipboard, a CSI sequence
+    must not clear the screen or hide the real message. Newlines and tabs are kept.
+    """
+    s = text if isinstance(text, str) else str(text)
+    if not _CONTROLS.search(s):
+        return s
+    return _CONTROLS.sub("", _ESCAPES.sub("", s))

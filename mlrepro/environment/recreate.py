@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mlrepro.core import env
+from mlrepro.environment import record as env
 from mlrepro.errors import InstallError, UsageError
 
 INSTALL_TIMEOUT_S = 3600
