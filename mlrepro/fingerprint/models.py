@@ -288,6 +288,8 @@ class _Encoder:
                 self._leave(obj)
         elif isinstance(obj, _CALLABLES):
             self._text(b"q", _qualname(obj))
+        elif np is not None and isinstance(obj, np.ufunc):  # numpy.log1p etc.: by name
+            self._text(b"q", f"numpy.{obj.__name__}")
         elif isinstance(obj, enum.Enum):
             self._text(b"e", _qualname(type(obj)))
             self.walk(obj.name)

@@ -112,7 +112,7 @@ def expand(data: dict[str, Any], what: str = LOCK_NAME) -> dict[str, Any]:
     for name, stage in data["stages"].items():
         if not isinstance(stage, dict):
             raise ArtifactError(
-                f"{what}: the record of stage {str(name)[:40]!r} is not a mapping",
+                f"{what}: stage record {str(name)[:40]} is not a mapping",
                 hint=f"restore {what} from version control, or delete it and run 'mlrepro run'",
             )
         ref = stage.get("environment")

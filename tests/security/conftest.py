@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability.helpers import make_small, run_cli
+from cli_helpers import run_subprocess
+from reliability.helpers import make_small
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 IGNORE = shutil.ignore_patterns(".mlrepro", "mlrepro.lock", "predictions*", "__pycache__")
@@ -64,7 +65,7 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("security-trained") / "diabetes"
     shutil.copytree(EXAMPLES / "diabetes", project, ignore=IGNORE)
     make_small(project)
-    proc = run_cli(["run", "-q"], project)
+    proc = run_subprocess("run", "-q", cwd=project)
     assert proc.returncode == 0, proc.stderr
     return project
 
@@ -85,4 +86,4 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
     """Run the CLI in-process (``tests/cli_helpers.py``), ``-p`` added by the caller."""
     from cli_helpers import run_cli as run
 
-    return lambda *args: run(capsys, *args)
+    return lambda *args: run(*args)

@@ -27,10 +27,10 @@ CSI = "\x1b[2J\x1b[31m"
 
 @pytest.fixture(scope="session")
 def built_bundle(trained_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from reliability.helpers import run_cli
+    from cli_helpers import run_subprocess
 
     out = tmp_path_factory.mktemp("security-bundle") / "model.mlrepro"
-    proc = run_cli(["bundle", "-q", "-o", str(out)], trained_project)
+    proc = run_subprocess("bundle", "-q", "-o", str(out), cwd=trained_project)
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -191,7 +191,7 @@ def test_nested_lock_is_an_artifact_error(hostile, cli) -> None:  # noqa: ANN001
 def test_inspect_says_an_unpinned_bundle_is_unproven(built_bundle, cli) -> None:  # noqa: ANN001
     res = cli("inspect", built_bundle)
     assert res.code == 0
-    assert "NOT PROVEN: checked only against its own index (not pinned, not signed)" in res.out
+    assert "NOT PROVEN: checked only against its own index (not pinned, no trusted signature)" in res.out
     fp = cli("inspect", "--json", built_bundle).json()
     assert fp["pinned"] is False and "NOT PROVEN" in fp["origin"]
     res = cli("inspect", "--expect", fp["fingerprint"], built_bundle)

@@ -41,7 +41,8 @@ ACCEPTED = [("bp", "93"), ("bp", 93.5), ("bp", "-1.5e2"), ("children", 3), ("chi
 @pytest.fixture(scope="module")
 def int_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The small diabetes project plus an integer input column, trained and bundled."""
-    from reliability.helpers import make_small, run_cli
+    from cli_helpers import run_subprocess
+    from reliability.helpers import make_small
 
     root = tmp_path_factory.mktemp("numeric") / "diabetes"
     shutil.copytree(EXAMPLES / "diabetes", root, ignore=IGNORE)
@@ -52,9 +53,9 @@ def int_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     visits = pd.read_csv(root / "data" / "new_visits.csv")
     visits["children"] = visits["visit_id"] % 4
     visits.to_csv(root / "data" / "new_visits.csv", index=False)
-    assert run_cli(["run", "-q"], root).returncode == 0
+    assert run_subprocess("run", "-q", cwd=root).returncode == 0
     bundle = root / "model.mlrepro"
-    proc = run_cli(["bundle", "-q", "-o", str(bundle)], root)
+    proc = run_subprocess("bundle", "-q", "-o", str(bundle), cwd=root)
     assert proc.returncode == 0, proc.stderr
     return root, bundle
 
