@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlrepro.core.manifest import Manifest
 from mlrepro.core import interrupt
+from mlrepro.core.manifest import Manifest
 from mlrepro.environment import record as env
 from mlrepro.errors import UsageError
 from mlrepro.fingerprint import hash_file

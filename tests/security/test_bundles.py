@@ -191,7 +191,8 @@ def test_nested_lock_is_an_artifact_error(hostile, cli) -> None:  # noqa: ANN001
 def test_inspect_says_an_unpinned_bundle_is_unproven(built_bundle, cli) -> None:  # noqa: ANN001
     res = cli("inspect", built_bundle)
     assert res.code == 0
-    assert "NOT PROVEN: checked only against its own index (not pinned, no trusted signature)" in res.out
+    unproven = "NOT PROVEN: checked only against its own index (not pinned, no trusted signature)"
+    assert unproven in res.out
     fp = cli("inspect", "--json", built_bundle).json()
     assert fp["pinned"] is False and "NOT PROVEN" in fp["origin"]
     res = cli("inspect", "--expect", fp["fingerprint"], built_bundle)
