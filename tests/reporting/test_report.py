@@ -158,8 +158,7 @@ def test_hostile_lock_text_is_escaped_and_odd_types_do_not_crash(capsys, project
     lock["stages"]["extract"]["details"]["query"] = "<script>alert(1)</script>"
     lock["stages"]["extract"]["details"]["rows"] = "many"
     lock["stages"]["train"]["details"]["metrics"] = {"r2": "high", "mae": None}
-    lock["stages"]["features"]["outputs"]["matrix"] = ["not", "a", "record"]
-    lock["stages"]["weird<b>"] = {"params": 5, "outputs": "x"}
+    lock["stages"]["weird<b>"] = {"params": {}, "outputs": {}}
     path.write_text(json.dumps(lock))
     out = tmp_path / "r.html"
     res = run_cli("report", "-p", project, "-o", out, "--no-verify")
@@ -167,7 +166,11 @@ def test_hostile_lock_text_is_escaped_and_odd_types_do_not_crash(capsys, project
     html = out.read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script" not in html and "weird&lt;b&gt;" in html
-    assert "no evaluation plots" in html
+    # an output record of the wrong shape is refused when the lock is read (exit 4)
+    lock["stages"]["features"]["outputs"]["matrix"] = ["not", "a", "record"]
+    path.write_text(json.dumps(lock))
+    res = run_cli("report", "-p", project, "-o", out, "--no-verify")
+    assert res.code == 4 and "features.matrix" in res.err
 
 
 @pytest.mark.parametrize(
