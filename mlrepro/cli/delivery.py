@@ -22,6 +22,14 @@ Trust = Annotated[
     list[Path] | None,
     typer.Option("--trust", help="Public key (NAME.pub) whose signature is required (repeatable)."),
 ]
+RuntimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        help="auto: the bundle's accelerated program if it has one (bundle --accelerate), "
+        "else scikit-learn | accelerated: require the program | sklearn: ignore it.",
+    ),
+]
 
 
 def echo(text: object = "") -> None:
@@ -64,6 +72,14 @@ def bundle(
             "--attestation", help="Embed a 'verify --attest' file (repeatable; needs --sign)."
         ),
     ] = None,
+    accelerate: Annotated[
+        bool,
+        typer.Option(
+            "--accelerate",
+            help="Also carry the pipeline compiled for the accelerated runtime (needs the "
+            "'accelerate' extra), kept only if it is equivalent on the training rows.",
+        ),
+    ] = False,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -77,7 +93,7 @@ def bundle(
     target = output if output is not None else Path(f"{m.name}{fmt.SUFFIX}")
     check_sign_options(sign, attestation)
     with project_lock(m.root, wait):
-        info = fmt.build(m, target)
+        info = fmt.build(m, target, accelerate=accelerate)
     info = sign_after_bundle(info, sign, attestation)
     info["size"] = Path(info["bundle"]).stat().st_size
     if as_json:
@@ -88,6 +104,24 @@ def bundle(
         echo(f"  model fingerprint  {info['model_fingerprint']}")
         if info.get("key_id"):
             echo(f"  signed with        {info['key_id']}")
+        if info.get("acceleration"):
+            echo(f"  accelerated        {describe_acceleration(info['acceleration'])}")
+
+
+def describe_acceleration(record: dict[str, Any]) -> str:
+    """One line: the accepted program's figures, or why there is none."""
+    if record.get("status") != "accepted":
+        return f"no: {record.get('reason', 'refused')}; scoring stays scikit-learn"
+    rt, eq = record.get("runtime") or {}, record.get("equivalence") or {}
+    what = rt.get("model", "?")
+    if rt.get("trees"):
+        what += f", {rt['trees']} trees"
+    labels = eq.get("labels_identical")
+    same = "" if labels is None else (", labels identical" if labels else ", labels DIFFER")
+    return (
+        f"yes ({rt.get('runtime', '?')}: {what}); equivalent on {eq.get('rows', '?')} rows"
+        f"{same}, max abs diff {eq.get('max_abs', '?')}, max rel diff {eq.get('max_rel', '?')}"
+    )
 
 
 def inspect(
@@ -99,7 +133,7 @@ def inspect(
     """Verify a bundle (without loading the model) and print its model card and fingerprints,
     signatures and attestations (checked against --trust keys)."""
     from mlrepro.delivery import bundle as fmt
-    from mlrepro.delivery import signing
+    from mlrepro.delivery import runtime, signing
     from mlrepro.environment import record as env
 
     keys = signing.trusted(trust)
@@ -124,6 +158,7 @@ def inspect(
                 "environment_diff": diff,
                 "card": verified.text(fmt.CARD),
                 "provenance": provenance,
+                "acceleration": runtime.record_of(verified),
                 "pinned": expect is not None,
                 "origin": origin_of(expect, provenance),
             }
@@ -135,6 +170,9 @@ def inspect(
     echo(f"origin: {origin_of(expect, provenance)}")
     for name, entry in sorted(verified.index["members"].items()):
         echo(f"  {name:<16} {entry['size']:>10}  {entry['file_hash']}")
+    record = runtime.record_of(verified)
+    if record is not None:
+        echo(f"accelerated: {describe_acceleration(record)}")
     echo("\n## Signatures and attestations\n")
     if not provenance:
         echo("none: the bundle is unsigned (sign it with 'mlrepro sign BUNDLE --key KEY')")
@@ -179,6 +217,7 @@ def bundle_predict(
     trust: list[Path] | None = None,
     registry: str | None = None,
     alias: str | None = None,
+    runtime: str = "auto",
 ) -> dict[str, Any]:
     """``mlrepro predict --bundle`` (or ``--registry --alias``): no project, no database."""
     from mlrepro.delivery.api import load_reporting
@@ -194,6 +233,7 @@ def bundle_predict(
             trusted_keys=trust,
             registry=registry,
             alias=alias,
+            runtime=runtime,
         )
         if expect is not None and model.fingerprint != expect:
             from mlrepro.errors import ArtifactError
@@ -203,8 +243,10 @@ def bundle_predict(
                 hint="drop --expect, or roll the alias back",
             )
     else:
-        model = load_reporting(path, expect_fingerprint=expect, report=warn, trusted_keys=trust)
-    return predict_io(
+        model = load_reporting(
+            path, expect_fingerprint=expect, report=warn, trusted_keys=trust, runtime=runtime
+        )
+    summary = predict_io(
         model.pipeline,
         model.contract,
         root=Path.cwd(),
@@ -213,6 +255,11 @@ def bundle_predict(
         warn=warn,
         **io,
     )
+    summary["runtime"] = model.runtime
+    rows = getattr(model.pipeline, "rows", None)  # accelerated: rows per runtime
+    if rows is not None:
+        summary["runtime_rows"] = dict(rows)
+    return summary
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mlrepro.cli.delivery import RuntimeOpt
 from mlrepro.cli.delivery import register as register_delivery
 from mlrepro.cli.env import register as register_env
 from mlrepro.cli.online import register as register_online
@@ -204,6 +205,7 @@ def predict(
         typer.Option("--registry", help="Predict with the bundle --alias names in this registry."),
     ] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="Alias, with --registry.")] = None,
+    runtime: RuntimeOpt = "auto",
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -239,10 +241,15 @@ def predict(
             raise UsageError(
                 "use just one of --registry, --bundle or -p/--project", hint="pick one model"
             )
-        summary = bundle_predict(bundle, ui, io, expect, trust, registry, alias)
+        summary = bundle_predict(bundle, ui, io, expect, trust, registry, alias, runtime)
     else:
         if expect is not None:
             raise UsageError("--expect needs --bundle", hint="add --bundle FILE, or drop --expect")
+        if runtime != "auto":
+            raise UsageError(
+                "--runtime needs --bundle or --registry",
+                hint="a project predicts with its fitted pipeline; bundle it with --accelerate",
+            )
         if trust:
             raise UsageError(
                 "--trust needs --bundle or --registry",

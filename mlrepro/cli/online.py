@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from mlrepro.cli.delivery import RuntimeOpt
 from mlrepro.errors import UsageError
 
 BundleArg = Annotated[
@@ -102,6 +103,7 @@ def serve(
     alias: AliasOpt = None,
     poll: Poll = 2.0,
     allow_contract_change: AllowChange = False,
+    runtime: RuntimeOpt = "auto",
 ) -> None:
     """Serve the bundle's model as a REST API: POST /predict, GET /health, /ready, /metadata.
 
@@ -123,6 +125,7 @@ def serve(
             alias=alias,
             poll=poll,
             allow_contract_change=allow_contract_change,
+            runtime=runtime,
         ),
         host=host,
         port=port,
@@ -177,6 +180,7 @@ def stream(
     alias: AliasOpt = None,
     poll: Poll = 2.0,
     allow_contract_change: AllowChange = False,
+    runtime: RuntimeOpt = "auto",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final counts as JSON.")
     ] = False,
@@ -206,6 +210,7 @@ def stream(
             alias=alias,
             poll=poll,
             allow_contract_change=allow_contract_change,
+            runtime=runtime,
         )
     )
     if as_json:

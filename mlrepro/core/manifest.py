@@ -61,6 +61,7 @@ class Model:
     metrics: tuple[str, ...] = ()
     stratify: bool | None = None  # None: stratify for classifiers
     format: str = "joblib"
+    accelerate: bool = False  # train also compiles the pipeline (mlrepro.accelerate)
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,7 @@ def _model(data: Any) -> Model:
         "metrics": False,
         "stratify": False,
         "format": False,
+        "accelerate": False,
     }
     _check_keys("model", data, spec)
     test_size = data.get("test_size", 0.2)
@@ -328,6 +330,9 @@ def _model(data: Any) -> Model:
     fmt = data.get("format", "joblib")
     if fmt not in MODEL_FORMATS:
         raise _fail("model.format", f"one of {', '.join(MODEL_FORMATS)}", fmt)
+    accelerate = data.get("accelerate", False)
+    if not isinstance(accelerate, bool):
+        raise _fail("model.accelerate", "true or false", accelerate)
     return Model(
         estimator=_class_path("model.estimator", data["estimator"]),
         params=_mapping("model.params", data.get("params")),
@@ -335,6 +340,7 @@ def _model(data: Any) -> Model:
         metrics=metrics,
         stratify=stratify,
         format=fmt,
+        accelerate=accelerate,
     )
 
 

@@ -177,18 +177,24 @@ class Bundle:
         contract: Contract,
         columns: tuple[ColumnSpec, ...],
         pipeline: Any,
+        runtime: str = "sklearn",
+        acceleration: dict[str, Any] | None = None,
     ) -> None:
         self.path = path
         self.metadata = metadata
         self.contract = contract
         self.columns = columns
-        self.pipeline = pipeline  # the fitted scikit-learn Pipeline (features, select, model)
+        # the fitted scikit-learn Pipeline (features, select, model), or, with runtime
+        # "accelerated", it paired with its compiled program (predict.scoring)
+        self.pipeline = pipeline
+        self.runtime = runtime  # "accelerated" or "sklearn": what scores this bundle
+        self.acceleration = acceleration  # the bundle's acceleration.json (None: not built)
 
     def __repr__(self) -> str:
         m = self.metadata
         return (
             f"<Bundle {m.project!r} {m.task} model={m.model_fingerprint[:15]} "
-            f"inputs={len(m.input_columns)} path={str(self.path)!r}>"
+            f"inputs={len(m.input_columns)} runtime={self.runtime} path={str(self.path)!r}>"
         )
 
     @property
@@ -459,6 +465,7 @@ def load_bundle(
     poll: float = 2.0,
     allow_contract_change: bool = False,
     limits: Any = None,
+    runtime: str = "auto",
 ) -> Any:
     """Load a ``.mlrepro`` bundle: verify every member, then unpickle the pipeline.
 
@@ -477,7 +484,14 @@ def load_bundle(
     ``registry=URL, alias=NAME`` loads the bundle the alias names instead of ``path``; with
     ``follow=True`` the result is a ``FollowingBundle`` that checks the alias every ``poll``
     seconds and swaps to the new model once it passed every check (see README "Registry").
+
+    ``runtime`` picks what scores: ``"auto"`` the bundle's accelerated program when it has
+    one (``mlrepro bundle --accelerate``) and numba is installed, else scikit-learn;
+    ``"accelerated"`` refuses a bundle without a program; ``"sklearn"`` ignores it.
     """
+    from mlrepro.delivery.runtime import check_runtime, choose
+
+    check_runtime(runtime)
     if registry is not None or alias is not None:
         if path is not None or registry is None or alias is None:
             raise UsageError(
@@ -492,6 +506,7 @@ def load_bundle(
             poll=poll,
             allow_contract_change=allow_contract_change,
             check_environment=check_environment,
+            runtime=runtime,
         )
     if path is None:
         raise UsageError("load_bundle needs a path", hint="e.g. load_bundle('model.mlrepro')")
@@ -544,12 +559,15 @@ def load_bundle(
         raise fmt.malformed(
             verified.path, fmt.PIPELINE, f"holds a {type(pipeline).__name__}, not a fitted model"
         )
+    chosen = choose(verified, pipeline, metadata.task, runtime)
     return Bundle(
         path=verified.path,
         metadata=metadata,
         contract=contract,
         columns=columns,
-        pipeline=pipeline,
+        pipeline=chosen.pipeline,
+        runtime=chosen.name,
+        acceleration=chosen.record,
     )
 
 
@@ -621,6 +639,7 @@ def _from_registry(
     poll: float,
     allow_contract_change: bool,
     check_environment: bool,
+    runtime: str = "auto",
 ) -> Any:
     from mlrepro.delivery import signing
     from mlrepro.delivery.follow import Follower
@@ -637,6 +656,7 @@ def _from_registry(
             check_environment=check_environment,
             log=_log,
             load=load_bundle,
+            runtime=runtime,
         )
     except BaseException:
         reg.close()

@@ -29,7 +29,7 @@ from mlrepro.pipeline.registry import TRAINED_STAGES
 from mlrepro.project import lockfile
 from mlrepro.version import __version__
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # the newest this mlrepro reads; bundles without optional members are 1
 SUFFIX = ".mlrepro"
 INDEX = "bundle.json"
 METADATA = "metadata.json"
@@ -39,13 +39,19 @@ MANIFEST = "mlrepro.yaml"
 LOCK = "mlrepro.lock"
 PIPELINE = "pipeline.joblib"
 MEMBERS = (METADATA, SCHEMA, CARD, MANIFEST, LOCK, PIPELINE)
+# Optional members (format 2): the accelerated runtime (``mlrepro bundle --accelerate``).
+# ACCELERATION records the equivalence figures, or why there is no program; PROGRAM is the
+# compiled pipeline in mlrepro.accelerate's safe format (arrays and JSON, no pickle).
+ACCELERATION = "acceleration.json"
+PROGRAM = "pipeline.mlprog"
+OPTIONAL = (ACCELERATION, PROGRAM)
 # Signatures and attestations (DSSE envelopes, see delivery/signing.py). Not in the index:
 # they sign the index's fingerprint, so adding them leaves the fingerprint unchanged.
 SIGNATURES = "signatures.json"
 MAX_INDEX_BYTES = 1 << 20
 MAX_SIGNATURES_BYTES = 1 << 20
 
-JSON_MEMBERS = (INDEX, METADATA, LOCK)
+JSON_MEMBERS = (INDEX, METADATA, LOCK, ACCELERATION)
 _CHUNK = 1 << 20
 
 
@@ -140,7 +146,7 @@ def malformed(path: Path, name: str, problem: str) -> ArtifactError:
 
 def _index(project: str, model_fp: str, members: dict[str, bytes]) -> bytes:
     index = {
-        "bundle_format": BUNDLE_FORMAT,
+        "bundle_format": 2 if any(n in members for n in OPTIONAL) else 1,
         "mlrepro_version": __version__,
         "project": project,
         "model_fingerprint": model_fp,
@@ -170,7 +176,8 @@ def write_archive(
 
     if index is None:
         index = _index(project, model_fp, members)
-    entries = [(INDEX, index), *((n, members[n]) for n in MEMBERS)]
+    names = [*MEMBERS, *(n for n in OPTIONAL if n in members)]
+    entries = [(INDEX, index), *((n, members[n]) for n in names)]
     if signatures is not None:
         entries.append((SIGNATURES, signatures))
     with atomic.atomic_path(Path(path)) as tmp:
@@ -203,8 +210,12 @@ def write_signed(verified: VerifiedBundle, output: Path, signatures: bytes) -> N
     )
 
 
-def build(manifest: Any, output: Path) -> dict[str, Any]:
-    """Bundle a trained project; refuses when a training stage is stale or missing."""
+def build(manifest: Any, output: Path, *, accelerate: bool = False) -> dict[str, Any]:
+    """Bundle a trained project; refuses when a training stage is stale or missing.
+
+    With ``accelerate`` (or the manifest's ``model.accelerate``) the bundle also carries the
+    compiled program and its equivalence record (``_acceleration``).
+    """
     from mlrepro.core.sources import redact
     from mlrepro.delivery import card
     from mlrepro.pipeline.runner import Runner
@@ -234,14 +245,40 @@ def build(manifest: Any, output: Path) -> dict[str, Any]:
         LOCK: lockfile.dumps(lock),
         PIPELINE: _artifact(runner.store, runner.output("train", "pipeline")),
     }
+    record = None
+    if accelerate or manifest.model.accelerate:
+        record, program = _acceleration(runner, metadata)
+        members[ACCELERATION] = _json_bytes(record)
+        if program is not None:
+            members[PROGRAM] = program
     fingerprint = write_archive(Path(output), manifest.name, metadata["model_fingerprint"], members)
-    return {
+    info = {
         "bundle": str(output),
         "fingerprint": fingerprint,
         "model_fingerprint": metadata["model_fingerprint"],
         "project": manifest.name,
         "size": Path(output).stat().st_size,
     }
+    if record is not None:
+        info["acceleration"] = record
+    return info
+
+
+def _acceleration(runner: Any, metadata: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+    """The program the train stage recorded (model.accelerate), else one compiled now."""
+    from mlrepro.pipeline import compiled
+
+    train = runner.lock["stages"]["train"]
+    recorded = train.get("details", {}).get("acceleration")
+    if "program" in train.get("outputs", {}):
+        return recorded, _artifact(runner.store, runner.output("train", "program"))
+    if isinstance(recorded, dict) and recorded.get("status") == "refused":
+        return recorded, None  # the train stage already tried, on the same rows
+    pipeline = runner.store.read_model(runner.output("train", "pipeline"), ("predict",))
+    snapshot = runner.store.read_frame(runner.output("extract", "snapshot"))
+    rows = compiled.input_rows(snapshot, list(metadata["input_columns"]))
+    result = compiled.compile_checked(pipeline, rows, metadata["task"])
+    return result.record, result.program
 
 
 # ------------------------------------------------------------------------------ reading
@@ -359,13 +396,13 @@ def _check_members(zf: zipfile.ZipFile, path: Path, index: dict) -> dict[str, by
     for problem, names in (
         ("member(s) not listed in its index", present - listed),
         ("member(s) listed in its index but missing", listed - present),
-        ("unknown member(s)", listed - set(MEMBERS)),
+        ("unknown member(s)", listed - set(MEMBERS) - set(OPTIONAL)),
         ("required member(s) missing", set(MEMBERS) - listed),
     ):
         if names:
             raise _refuse(path, f"{problem}: {sorted(names)[:5]}")
     out = {}
-    for name in MEMBERS:
+    for name in [*MEMBERS, *(n for n in OPTIONAL if n in listed)]:
         entry = index["members"][name]
         if not isinstance(entry, dict):
             raise _refuse(path, f"its index entry for {name} is malformed")

@@ -137,10 +137,12 @@ class Follower:
         log: Callable[[str], None] | None = None,
         check_environment: bool = True,
         load: Callable[..., Any],
+        runtime: str = "auto",
     ) -> None:
         from mlrepro.delivery.registry import check_alias, scratch_folder
 
         self.load = load  # delivery.api.load_bundle (injected: api builds followers)
+        self.runtime = runtime  # load_bundle's runtime choice, for every generation
 
         if not poll > 0:
             raise UsageError(f"--poll {poll} is not valid", hint="use a number of seconds > 0")
@@ -210,6 +212,7 @@ class Follower:
                 expect_fingerprint=move.bundle_fingerprint,
                 trusted_keys=self.trusted_keys,
                 check_environment=self.check_environment,
+                runtime=self.runtime,
             )
         for w in caught:
             self.log(f"warning: {w.message}")

@@ -213,6 +213,16 @@ def _train(ctx: StageContext) -> Outputs:
             matrix_predictions(pipeline, matrix, ctx.m, task)
         ),
     }
+    if ctx.m.model.accelerate:
+        from mlrepro.pipeline.compiled import PROGRAM_EXT, compile_checked, input_rows
+
+        snapshot = ctx.store.read_frame(ctx.output("extract", "snapshot"))
+        compiled = compile_checked(pipeline, input_rows(snapshot, details["input_columns"]), task)
+        details["acceleration"] = compiled.record
+        if compiled.program is not None:
+            outputs["program"] = ctx.store.write_bytes(compiled.program, PROGRAM_EXT)
+        else:
+            ctx.report("warn", "train", f"no accelerated program: {compiled.record['reason']}")
     return outputs, details
 
 
@@ -263,6 +273,7 @@ STAGES: dict[str, Stage] = {
                 "transformer": ("features", "transformer"),
                 "selector": ("select", "selector"),
             },
+            reads=(("extract", "snapshot"),),  # model.accelerate: the equivalence check's rows
         ),
         Stage(
             "predict",

@@ -34,12 +34,71 @@ def output_columns(task: str, classes: Any, has_proba: bool = True) -> list[str]
 
 def predict_frame(pipeline: Any, X: pd.DataFrame, task: str) -> dict[str, Any]:
     """{column: values}: ``prediction`` and, for classifiers, ``proba_<class>`` columns."""
+    if isinstance(pipeline, AcceleratedPipeline):
+        return pipeline.outputs(X, task)
+    return _reference_outputs(pipeline, X, task)
+
+
+def _reference_outputs(pipeline: Any, X: pd.DataFrame, task: str) -> dict[str, Any]:
     out: dict[str, Any] = {"prediction": pipeline.predict(X)}
     if task == "classification" and hasattr(pipeline, "predict_proba"):
         proba = pipeline.predict_proba(X)
         for j, name in enumerate(proba_columns(pipeline.classes_)):
             out[name] = proba[:, j]
     return out
+
+
+class AcceleratedPipeline:
+    """A fitted pipeline paired with its compiled program (``mlrepro bundle --accelerate``).
+
+    The program (``mlrepro.accelerate``) scores every batch it reproduces exactly and
+    answers None for anything else (a value the reference rejects, an unseen category...);
+    such a batch takes the fitted scikit-learn pipeline, so verdicts, reasons and errors
+    stay the reference's. Duck-types the Pipeline (``predict``, ``classes_``, steps, and
+    ``predict_proba`` when the reference has it); ``rows`` counts rows per runtime.
+    """
+
+    def __init__(self, program: Any, pipeline: Any, task: str) -> None:
+        import threading
+
+        self.program = program
+        self.reference = pipeline
+        self.task = task
+        self._lock = threading.Lock()
+        self.rows = {"accelerated": 0, "reference": 0}
+
+    def outputs(self, X: pd.DataFrame, task: str) -> dict[str, Any]:
+        out = self.program.predict(X) if len(X) else None
+        used = "accelerated" if out is not None else "reference"
+        if out is None:
+            out = _reference_outputs(self.reference, X, task)
+        with self._lock:
+            self.rows[used] += len(X)
+        return out
+
+    def predict(self, X: pd.DataFrame) -> Any:
+        return self.outputs(X, self.task)["prediction"]
+
+    @property
+    def classes_(self) -> Any:
+        return self.reference.classes_
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.reference[key]
+
+    def __getattr__(self, name: str) -> Any:  # predict_proba, steps, named_steps, ...
+        if name.startswith("__") or name in ("program", "reference", "task", "rows", "_lock"):
+            raise AttributeError(name)
+        return getattr(self.reference, name)
+
+    def __getstate__(self) -> dict[str, Any]:  # shipped to Dask workers as the safe bytes
+        return {"program": self.program.to_bytes(), "pipeline": self.reference, "task": self.task}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from mlrepro.accelerate import load_program
+
+        program = load_program(state["program"])
+        AcceleratedPipeline.__init__(self, program, state["pipeline"], state["task"])
 
 
 @dataclass

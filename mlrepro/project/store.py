@@ -202,9 +202,12 @@ class Store:
 
     # ---------------------------------------------------------------- text (schema)
     def write_text(self, text: str, ext: str) -> dict[str, Any]:
+        return self.write_bytes(text.encode("utf-8"), ext)
+
+    def write_bytes(self, data: bytes, ext: str) -> dict[str, Any]:
+        """An opaque artifact (schema text, a compiled program): fingerprint = its hash."""
         from mlrepro.fingerprint import hash_bytes
 
-        data = text.encode("utf-8")
         fp = hash_bytes(data)
         with self.temp(f".{ext}") as tmp:
             tmp.write_bytes(data)

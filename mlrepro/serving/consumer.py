@@ -39,6 +39,7 @@ class StreamSpec:
     alias: str | None = None
     poll: float = 2.0
     allow_contract_change: bool = False
+    runtime: str = "auto"  # what scores: the bundle's accelerated program, or scikit-learn
 
 
 class StopRequested(BaseException):

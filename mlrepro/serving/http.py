@@ -85,6 +85,11 @@ def _metadata(bundle: "Bundle", models: RequestModels, scorer: Scorer) -> dict[s
         for c in models.columns
     ]
     meta["card"] = bundle.card
+    meta["runtime"] = {
+        "name": bundle.runtime,  # "accelerated" (the compiled program) or "sklearn"
+        "acceleration": bundle.acceleration,
+        "rows": dict(getattr(bundle.pipeline, "rows", {}) or {}),  # rows scored by each
+    }
     return meta
 
 

@@ -39,6 +39,7 @@ class ServeSpec:
     alias: str | None = None
     poll: float = 2.0
     allow_contract_change: bool = False
+    runtime: str = "auto"  # what scores: the bundle's accelerated program, or scikit-learn
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -85,6 +86,7 @@ def load(spec: ServeSpec, report: Any = None) -> Any:
         report=warn,
         strict_env=spec.strict_env,
         trusted_keys=tuple(spec.trust),
+        runtime=spec.runtime,
     )
 
 
@@ -102,6 +104,7 @@ def holder(spec: ServeSpec, report: Any = None) -> Any:
         poll=spec.poll,
         allow_contract_change=spec.allow_contract_change,
         log=report,
+        runtime=spec.runtime,
     )
 
 

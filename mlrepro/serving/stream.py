@@ -84,12 +84,14 @@ def _holder(spec: StreamSpec) -> Any:
             poll=spec.poll,
             allow_contract_change=spec.allow_contract_change,
             log=say,
+            runtime=spec.runtime,
         )
     bundle = load_reporting(
         spec.bundle,
         expect_fingerprint=spec.expect,
         report=lambda msg: say(f"warning: {msg}"),
         trusted_keys=spec.trust,
+        runtime=spec.runtime,
     )
     return ModelHolder.fixed(bundle, max_batch=spec.batch)
 

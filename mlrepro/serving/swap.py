@@ -112,6 +112,7 @@ class ModelHolder:
         poll: float = 2.0,
         allow_contract_change: bool = False,
         log: Callable[[str], None] | None = None,
+        runtime: str = "auto",
     ) -> ModelHolder:
         """Follow ``alias``: the first model is loaded (and checked) before this returns."""
         from mlrepro.delivery import signing
@@ -138,6 +139,7 @@ class ModelHolder:
                 warm=lambda served, frame: served.warm(frame),
                 log=log,
                 load=load_bundle,
+                runtime=runtime,
             )
         except BaseException:
             reg.close()

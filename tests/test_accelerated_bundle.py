@@ -1,0 +1,279 @@
+"""The accelerated runtime end to end: bundle --accelerate, inspect, load_bundle, predict,
+serve, the manifest option and verify. (The compiler itself: tests/accelerate/.)"""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from cli_helpers import run_cli, run_subprocess
+from conftest import in_ci
+from delivery_util import EXAMPLES, train_project
+
+from mlrepro.delivery import bundle as fmt
+from mlrepro.delivery.api import load_bundle
+from mlrepro.errors import ArtifactError
+
+if not in_ci():
+    pytest.importorskip("numba", reason="the 'accelerate' extra is not installed")
+
+
+def _accelerated(name: str, base: Path) -> tuple[Path, Path, dict]:
+    project = train_project(name, base / name)
+    out = base / f"{name}-fast.mlrepro"
+    result = run_cli("bundle", "-p", project, "-o", out, "--accelerate", "--json")
+    assert result.code == 0, result.err
+    return project, out, result.json()
+
+
+@pytest.fixture(scope="module")
+def diabetes(tmp_path_factory):
+    return _accelerated("diabetes", tmp_path_factory.mktemp("accel"))
+
+
+@pytest.fixture(scope="module")
+def cancer(tmp_path_factory):
+    return _accelerated("breast_cancer", tmp_path_factory.mktemp("accel"))
+
+
+def _inputs(name: str) -> pd.DataFrame:
+    csv = {"diabetes": "new_visits.csv", "breast_cancer": "new_biopsies.csv"}[name]
+    return pd.read_csv(EXAMPLES / name / "data" / csv)
+
+
+@pytest.mark.parametrize("example", ["diabetes", "cancer"])
+def test_bundle_accelerate_records_the_equivalence_figures(example, request):
+    _, path, info = request.getfixturevalue(example)
+    record = info["acceleration"]
+    assert record["status"] == "accepted", record
+    eq = record["equivalence"]
+    assert eq["ok"] is True and eq["rows"] > 100
+    assert eq["max_abs"] <= 1e-6
+    with zipfile.ZipFile(path) as zf:
+        index = json.loads(zf.read(fmt.INDEX))
+        assert {fmt.ACCELERATION, fmt.PROGRAM} <= set(index["members"])
+        assert index["bundle_format"] == 2
+        assert json.loads(zf.read(fmt.ACCELERATION)) == record
+        assert b"joblib" not in zf.read(fmt.PROGRAM)[:64]  # not a pickle
+
+
+def test_inspect_shows_the_acceleration(diabetes):
+    _, path, info = diabetes
+    result = run_cli("inspect", path, "--json")
+    assert result.code == 0
+    assert result.json()["acceleration"] == info["acceleration"]
+    text = run_cli("inspect", path)
+    assert "accelerated: yes" in text.out
+    assert f"equivalent on {info['acceleration']['equivalence']['rows']} rows" in text.out
+
+
+@pytest.mark.parametrize("example", ["diabetes", "cancer"])
+def test_load_bundle_scores_with_the_program_and_matches_sklearn(example, request):
+    name = {"diabetes": "diabetes", "cancer": "breast_cancer"}[example]
+    _, path, _ = request.getfixturevalue(example)
+    fast = load_bundle(path)
+    slow = load_bundle(path, runtime="sklearn")
+    assert (fast.runtime, slow.runtime) == ("accelerated", "sklearn")
+    assert "runtime=accelerated" in repr(fast)
+    frame = _inputs(name)
+    a, b = fast.predict(frame), slow.predict(frame)
+    assert list(a.columns) == list(b.columns)
+    for col in a.columns:
+        if a[col].dtype.kind == "f":
+            np.testing.assert_allclose(a[col], b[col], rtol=1e-9, atol=1e-12)
+        else:
+            assert a[col].tolist() == b[col].tolist()
+    assert fast.pipeline.rows["accelerated"] > 0
+    # one record (the serve/stream shape) scores through the program too
+    one = frame.iloc[[3]].reset_index(drop=True)
+    assert fast.predict(one)["prediction"].tolist() == pytest.approx(
+        slow.predict(one)["prediction"].tolist(), rel=1e-9
+    )
+
+
+def test_predict_cli_runtime_choice(diabetes, tmp_path):
+    _, path, _ = diabetes
+    csv = EXAMPLES / "diabetes" / "data" / "new_visits.csv"
+    outs = {}
+    for runtime in ("auto", "sklearn", "accelerated"):
+        out = tmp_path / f"{runtime}.csv"
+        args = ["predict", "--bundle", path, "-i", csv, "-o", out, "--json"]
+        result = run_cli(*args, "--runtime", runtime)
+        assert result.code == 0, result.err
+        summary = result.json()
+        assert summary["runtime"] == ("sklearn" if runtime == "sklearn" else "accelerated")
+        outs[runtime] = pd.read_csv(out)
+    np.testing.assert_allclose(outs["auto"]["prediction"], outs["sklearn"]["prediction"], 1e-9)
+    bad = run_cli("predict", "--bundle", path, "-i", csv, "-o", tmp_path / "x.csv", "--runtime", "x")
+    assert bad.code == 2 and "unknown runtime" in bad.err
+
+
+def test_runtime_needs_a_bundle(diabetes, tmp_path):
+    project, _, _ = diabetes
+    csv = EXAMPLES / "diabetes" / "data" / "new_visits.csv"
+    result = run_cli(
+        "predict", "-p", project, "-i", csv, "-o", tmp_path / "p.csv", "--runtime", "sklearn"
+    )
+    assert result.code == 2 and "--runtime needs --bundle" in result.err
+
+
+def test_a_bundle_without_program_needs_runtime_auto(tmp_path):
+    project = train_project("diabetes", tmp_path / "plain")
+    path = tmp_path / "plain.mlrepro"
+    assert run_cli("bundle", "-p", project, "-o", path).code == 0
+    assert load_bundle(path).runtime == "sklearn"
+    with pytest.raises(ArtifactError, match="has no accelerated program"):
+        load_bundle(path, runtime="accelerated")
+    with zipfile.ZipFile(path) as zf:
+        assert json.loads(zf.read(fmt.INDEX))["bundle_format"] == 1
+
+
+def test_a_model_the_runtime_cannot_represent_is_bundled_without_program(tmp_path):
+    project = tmp_path / "knn"
+    train_project("diabetes", project)
+    manifest = project / "mlrepro.yaml"
+    spec = yaml.safe_load(manifest.read_text())
+    spec["model"] = {"estimator": "sklearn.neighbors.KNeighborsRegressor", "params": {}}
+    manifest.write_text(yaml.safe_dump(spec))
+    assert run_cli("run", "-p", project, "-q").code == 0
+    path = tmp_path / "knn.mlrepro"
+    result = run_cli("bundle", "-p", project, "-o", path, "--accelerate")
+    assert result.code == 0, result.err
+    assert "accelerated        no: cannot be compiled" in result.out
+    assert "KNeighborsRegressor" in result.out
+    bundle = load_bundle(path)
+    assert bundle.runtime == "sklearn"
+    assert bundle.acceleration["status"] == "refused"
+    with pytest.raises(ArtifactError, match="no accelerated program: cannot be compiled"):
+        load_bundle(path, runtime="accelerated")
+
+
+def _replace_member(src: Path, dest: Path, name: str, data: bytes) -> None:
+    with zipfile.ZipFile(src) as zf:
+        members = {n: zf.read(n) for n in zf.namelist() if n != fmt.INDEX}
+    members[name] = data
+    index = json.loads(zipfile.ZipFile(src).read(fmt.INDEX))
+    fmt.write_archive(dest, index["project"], index["model_fingerprint"], members)
+
+
+def test_tampered_or_malformed_programs_are_refused(diabetes, tmp_path):
+    _, path, _ = diabetes
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    flipped = bytearray(members[fmt.PROGRAM])
+    flipped[len(flipped) // 2] ^= 0xFF
+    tampered = tmp_path / "tampered.mlrepro"
+    with zipfile.ZipFile(tampered, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, bytes(flipped) if name == fmt.PROGRAM else data)
+    result = run_cli("predict", "--bundle", tampered, "-i", "x.csv", "-o", tmp_path / "o.csv")
+    assert result.code == 4 and "does not match its recorded hash" in result.err
+    # hash-valid (the index was rewritten to match) but not a program: refused, exit 4
+    garbage = tmp_path / "garbage.mlrepro"
+    _replace_member(path, garbage, fmt.PROGRAM, b"PK\x03\x04 not a program")
+    with pytest.raises(ArtifactError, match="is not a usable program"):
+        load_bundle(garbage)
+    # ... also with runtime sklearn? No: the program is not read at all then.
+    assert load_bundle(garbage, runtime="sklearn").runtime == "sklearn"
+    record = tmp_path / "record.mlrepro"
+    _replace_member(path, record, fmt.ACCELERATION, b'{"status": "maybe"}')
+    with pytest.raises(ArtifactError, match="is not an acceleration record"):
+        load_bundle(record)
+
+
+def test_without_numba_auto_falls_back_and_says_so(diabetes, tmp_path):
+    _, path, _ = diabetes
+    script = tmp_path / "no_numba.py"
+    script.write_text(
+        "import sys, warnings\n"
+        "sys.modules['numba'] = None  # as if the extra were not installed\n"
+        "from mlrepro.delivery.api import load_bundle\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    b = load_bundle({str(path)!r})\n"
+        "print(b.runtime)\n"
+        "print([str(w.message) for w in caught if 'accelerated' in str(w.message)])\n"
+        "try:\n"
+        f"    load_bundle({str(path)!r}, runtime='accelerated')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "sklearn", done.stderr
+    assert "mlrepro[accelerate]" in lines[1]
+    assert lines[2].startswith("UsageError") and "needs numba" in lines[2]
+
+
+def test_manifest_option_makes_the_program_a_verified_artifact(tmp_path):
+    project = tmp_path / "opt"
+    train_project("diabetes", project)
+    manifest = project / "mlrepro.yaml"
+    spec = yaml.safe_load(manifest.read_text())
+    spec["model"]["accelerate"] = True
+    manifest.write_text(yaml.safe_dump(spec))
+    assert run_cli("run", "-p", project, "-q").code == 0
+    lock = json.loads((project / "mlrepro.lock").read_text())
+    train = lock["stages"]["train"]
+    assert "program" in train["outputs"]
+    assert train["details"]["acceleration"]["status"] == "accepted"
+    verified = run_cli("verify", "-p", project, "--json")
+    assert verified.code == 0, verified.out
+    stages = {s["stage"]: s for s in verified.json()["stages"]}
+    assert stages["train"]["verdict"] == "identical"
+    # the bundle carries the recorded program without --accelerate
+    path = tmp_path / "opt.mlrepro"
+    info = run_cli("bundle", "-p", project, "-o", path, "--json").json()
+    assert info["acceleration"]["status"] == "accepted"
+    with zipfile.ZipFile(path) as zf:
+        assert fmt.hash_bytes(zf.read(fmt.PROGRAM)) == train["outputs"]["program"]["file_hash"]
+    bad = yaml.safe_load(manifest.read_text())
+    bad["model"]["accelerate"] = "yes"
+    manifest.write_text(yaml.safe_dump(bad))
+    result = run_cli("status", "-p", project)
+    assert result.code == 2 and "model.accelerate" in result.err
+
+
+def test_serve_reports_the_runtime_and_matches_sklearn(diabetes):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mlrepro.serving.http import create_app
+
+    _, path, _ = diabetes
+    records = json.loads(_inputs("diabetes").to_json(orient="records"))
+    answers = {}
+    for runtime in ("auto", "sklearn"):
+        with TestClient(create_app(load_bundle(path, runtime=runtime))) as client:
+            meta = client.get("/metadata").json()
+            assert meta["runtime"]["name"] == ("sklearn" if runtime == "sklearn" else "accelerated")
+            answers[runtime] = [
+                client.post("/predict", json=[r]).json()["predictions"][0]["prediction"]
+                for r in records[:5]
+            ]
+            if runtime == "auto":
+                assert client.get("/metadata").json()["runtime"]["rows"]["accelerated"] >= 5
+    assert answers["auto"] == pytest.approx(answers["sklearn"], rel=1e-9)
+
+
+def test_help_names_the_runtime_options():
+    for command in ("predict", "serve", "stream"):
+        done = run_subprocess(command, "--help")
+        assert "--runtime" in done.stdout
+    assert "--accelerate" in run_subprocess("bundle", "--help").stdout
+
+
+def test_warnings_free_load(diabetes):
+    _, path, _ = diabetes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_bundle(path, check_environment=False)
