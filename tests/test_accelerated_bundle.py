@@ -110,7 +110,7 @@ def test_predict_cli_runtime_choice(diabetes, tmp_path):
         assert summary["runtime"] == ("sklearn" if runtime == "sklearn" else "accelerated")
         outs[runtime] = pd.read_csv(out)
     np.testing.assert_allclose(outs["auto"]["prediction"], outs["sklearn"]["prediction"], 1e-9)
-    bad = run_cli("predict", "--bundle", path, "-i", csv, "-o", tmp_path / "x.csv", "--runtime", "x")
+    bad = run_cli("predict", "--bundle", path, "-i", csv, "-o", tmp_path / "x", "--runtime", "x")
     assert bad.code == 2 and "unknown runtime" in bad.err
 
 
