@@ -61,7 +61,9 @@ def direct(bundle: Path, records: list[dict], batch: int, n: int) -> float:
     return len(batches) * batch / (time.perf_counter() - t0)
 
 
-def run_stream(bundle: Path, url: str, records: list[dict], batch: int, n: int) -> float:
+def run_stream(
+    bundle: Path, url: str, records: list[dict], batch: int, n: int, extra: tuple[str, ...] = ()
+) -> float:
     import redis
 
     client = redis.Redis.from_url(url)
@@ -75,6 +77,7 @@ def run_stream(bundle: Path, url: str, records: list[dict], batch: int, n: int) 
     pipe.execute()
     args = [sys.executable, "-m", "mlrepro.cli.main", "stream", str(bundle), "--redis", url]
     args += ["--input", streams["input"], "--output", streams["output"], "--batch", str(batch)]
+    args += list(extra)
     proc, _ = util.start(args, "reading")
     try:
         t0 = time.perf_counter()
