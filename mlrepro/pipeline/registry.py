@@ -273,7 +273,6 @@ STAGES: dict[str, Stage] = {
                 "transformer": ("features", "transformer"),
                 "selector": ("select", "selector"),
             },
-            reads=(("extract", "snapshot"),),  # model.accelerate: the equivalence check's rows
         ),
         Stage(
             "predict",
