@@ -1,0 +1,374 @@
+"""The compiled program: input loading, feature ops on float64 slots, the model, its link.
+
+A ``Program`` is data only (a JSON-able header and named numpy arrays, see
+``fileformat``); this module evaluates it. Every operation mirrors scikit-learn's float64
+arithmetic in the same order, so results are bitwise identical in practice; anything the
+program cannot reproduce exactly makes ``predict`` return ``None`` (the caller then takes
+the reference path): inputs sklearn rejects (inf, text in a number column, an unknown
+category under ``handle_unknown='error'``), dtypes it would treat differently (float32,
+nullable extension dtypes, bool), missing categories, integers beyond 2**53.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+FORMAT = 1
+EXACT_INT = 2**53
+SERIAL_ROWS = 4096  # below this a batch is evaluated single-threaded
+
+
+class _Fallback(Exception):
+    """Internal: this batch must take the reference path."""
+
+
+def _kernels() -> Any:
+    from mlrepro.accelerate import kernels
+
+    return kernels
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    from scipy import special
+
+    return special.expit(x)
+
+
+def _softmax(raw: np.ndarray) -> np.ndarray:
+    """sklearn.utils.extmath.softmax(copy=True), operation for operation."""
+    X = np.array(raw, copy=True)
+    max_prob = np.reshape(np.max(X, axis=1), (-1, 1))
+    X -= max_prob
+    np.exp(X, out=X)
+    sum_prob = np.reshape(np.sum(X, axis=1), (-1, 1))
+    X /= sum_prob
+    return X
+
+
+# ---- input loading -------------------------------------------------------------------
+
+
+def _num_column(series: Any) -> np.ndarray:
+    kind = getattr(series.dtype, "kind", "O")
+    if not isinstance(series.dtype, np.dtype):
+        raise _Fallback
+    if kind == "f" and series.dtype == np.float64:
+        return np.asarray(series, dtype=np.float64)
+    if kind in "iu":
+        raw = np.asarray(series)
+        if raw.size and (raw.max() > EXACT_INT or (kind == "i" and raw.min() < -EXACT_INT)):
+            raise _Fallback
+        return raw.astype(np.float64)
+    raise _Fallback
+
+
+def _str_column(series: Any) -> np.ndarray:
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        raise _Fallback
+    arr = np.asarray(series, dtype=object)
+    if pd.api.types.infer_dtype(arr, skipna=False) != "string":
+        raise _Fallback  # missing values, numbers, bytes, mixed: the reference path decides
+    return arr
+
+
+def _num_value(value: Any) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, (bool, np.bool_)):
+        raise _Fallback
+    if isinstance(value, (int, np.integer)):
+        if abs(int(value)) > EXACT_INT:
+            raise _Fallback
+        return float(value)
+    if isinstance(value, (float, np.floating)) and not isinstance(value, np.float32):
+        return float(value)
+    raise _Fallback
+
+
+def _num_codes(values: np.ndarray, cats: np.ndarray) -> np.ndarray:
+    if np.isnan(values).any():
+        raise _Fallback
+    idx = np.searchsorted(cats, values)
+    ok = idx < len(cats)
+    found = np.zeros(len(values), dtype=bool)
+    found[ok] = cats[idx[ok]] == values[ok]
+    return np.where(found, idx, -1)
+
+
+class Program:
+    """A compiled pipeline; build with ``compile_pipeline`` or ``load_program``."""
+
+    def __init__(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.header = header
+        self.arrays = arrays
+        self._inputs = [(d["name"], d["kind"]) for d in header["inputs"]]
+        self._classes = _classes_array(header.get("classes"))
+        self._with_proba = header["task"] == "classification" and self._classes is not None
+        self._proba_names = (
+            [f"proba_{c}" for c in self._classes] if self._with_proba else []  # type: ignore[union-attr]
+        )
+        self._lookups: dict[str, dict[str, int]] = {}
+        for op in header["ops"]:
+            if op["op"] in ("onehot", "ordinal") and op["match"] == "str":
+                self._lookups[op["cats"]] = {
+                    str(c): i for i, c in enumerate(arrays[op["cats"]].tolist())
+                }
+        self._warm = False
+
+    # ---- public API ----------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        from mlrepro.accelerate.fileformat import dump
+
+        return dump(self.header, self.arrays)
+
+    def describe(self) -> dict[str, Any]:
+        try:
+            import numba
+
+            version: str | None = numba.__version__
+        except ImportError:  # pragma: no cover - describe works without the extra
+            version = None
+        model = self.header["model"]
+        return {
+            "runtime": "numba",
+            "numba": version,
+            "model": model["class"],
+            "trees": int(model.get("trees", 0)),
+            "nodes": int(model.get("nodes", 0)),
+            "steps": list(self.header["steps"]),
+            "format": FORMAT,
+        }
+
+    def warm_up(self) -> None:
+        """Compile the kernels this program uses (once per process)."""
+        if self._warm:
+            return
+        model = self.header["model"]
+        if model["kind"] == "trees":
+            dtype = np.float32 if model["input"] == "float32" else np.float64
+            x = np.zeros((1, max(1, len(self.header["model_slots"]))), dtype=dtype)
+            k = _kernels()
+            for fn in (k.accumulate_serial, k.accumulate_parallel):
+                out = np.zeros((1, self.arrays["value"].shape[1]), dtype=np.float64)
+                a = self.arrays
+                fn(x, a["roots"][:1], a["out_col"][:1], a["feature"], a["threshold"],
+                   a["left"], a["right"], a["missing_left"], a["value"],
+                   float(model["scale"]), int(model["nan_mode"]), out)  # fmt: skip
+        self._warm = True
+
+    def predict(self, frame: Any, threads: int | None = None) -> dict[str, Any] | None:
+        """Outputs like ``predict_frame(pipeline, frame, task)``, or None (reference path)."""
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame) or len(frame) == 0:
+            return None
+        if frame.columns.has_duplicates:
+            return None
+        try:
+            columns: list[np.ndarray] = []
+            for name, kind in self._inputs:
+                if name not in frame.columns:
+                    return None
+                series = frame[name]
+                columns.append(_str_column(series) if kind == "str" else _num_column(series))
+            return self._run(columns, len(frame), threads, serial=len(frame) < SERIAL_ROWS)
+        except _Fallback:
+            return None
+
+    def predict_record(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One row's outputs (arrays of length 1), or None; no pandas, single-threaded."""
+        try:
+            columns: list[Any] = []
+            for name, kind in self._inputs:
+                if name not in record:
+                    return None
+                value = record[name]
+                if kind == "str":
+                    if not isinstance(value, str):
+                        raise _Fallback
+                    columns.append(value)
+                else:
+                    columns.append(np.array([_num_value(value)], dtype=np.float64))
+            return self._run(columns, 1, None, serial=True, record=True)
+        except _Fallback:
+            return None
+
+    # ---- evaluation ------------------------------------------------------------------
+
+    def _codes(self, op: dict[str, Any], column: Any, record: bool) -> np.ndarray:
+        cats = self.arrays[op["cats"]]
+        if op["match"] == "str":
+            if record:
+                return np.array([self._lookups[op["cats"]].get(column, -1)], dtype=np.intp)
+            import pandas as pd
+
+            return pd.Index(cats.astype(object)).get_indexer(column)
+        return _num_codes(column, cats)
+
+    def _run(
+        self, columns: list[Any], n: int, threads: int | None, serial: bool, record: bool = False
+    ) -> dict[str, Any]:
+        h, a = self.header, self.arrays
+        S = np.empty((int(h["slots"]), n), dtype=np.float64)
+        for op in h["ops"]:
+            kind = op["op"]
+            if kind == "load":
+                S[op["slot"]] = columns[op["input"]]
+            elif kind == "impute":
+                block = S[op["slots"]]
+                if np.isinf(block).any():
+                    raise _Fallback
+                values = a[op["values"]]
+                S[op["slots"]] = np.where(np.isnan(block), values[:, None], block)
+            elif kind == "elementwise":
+                block = S[op["slots"]]
+                if np.isinf(block).any():
+                    raise _Fallback
+                for step in op["steps"]:
+                    if step[0] == "clip":
+                        np.clip(block, step[1], step[2], out=block)
+                        continue
+                    arg = a[step[1]][:, None]
+                    if step[0] == "sub":
+                        block -= arg
+                    elif step[0] == "add":
+                        block += arg
+                    elif step[0] == "mul":
+                        block *= arg
+                    else:
+                        block /= arg
+                S[op["slots"]] = block
+            elif kind == "onehot":
+                codes = self._codes(op, columns[op["input"]], record)
+                if op["unknown"] == "error" and (codes < 0).any():
+                    raise _Fallback
+                for j, slot in enumerate(op["slots"]):
+                    if slot >= 0:
+                        S[slot] = codes == j
+            else:  # ordinal
+                codes = self._codes(op, columns[op["input"]], record)
+                unknown = codes < 0
+                if unknown.any():
+                    if op["unknown"] is None:
+                        raise _Fallback
+                    S[op["slot"]] = np.where(unknown, float(op["unknown"]), codes)
+                else:
+                    S[op["slot"]] = codes
+        final = S[h["columns"]]
+        if np.isinf(final).any():
+            raise _Fallback
+        if not h["nan_select"] and np.isnan(final).any():
+            raise _Fallback
+        X = S[h["model_slots"]]
+        if not h["nan_model"] and np.isnan(X).any():
+            raise _Fallback
+        return self._model(X.T, threads, serial)
+
+    def _trees(self, X: np.ndarray, threads: int | None, serial: bool) -> np.ndarray:
+        m, a = self.header["model"], self.arrays
+        if m["input"] == "float32":
+            x = np.ascontiguousarray(X, dtype=np.float32)
+            if np.isinf(x).any():  # too large for float32: sklearn raises
+                raise _Fallback
+        else:
+            x = np.ascontiguousarray(X, dtype=np.float64)
+        out = np.zeros((x.shape[0], a["value"].shape[1] if m["width"] == "classes" else m["k"]))
+        if m.get("init") is not None:
+            out += a[m["init"]][None, :]
+        k = _kernels()
+        args = (x, a["roots"], a["out_col"], a["feature"], a["threshold"], a["left"], a["right"],
+                a["missing_left"], a["value"], float(m["scale"]), int(m["nan_mode"]), out)  # fmt: skip
+        if serial:
+            k.accumulate_serial(*args)
+        else:
+            import numba
+
+            before = numba.get_num_threads()
+            if threads is not None:
+                numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+            try:
+                k.accumulate_parallel(*args)
+            finally:
+                numba.set_num_threads(before)
+        return out
+
+    def _model(self, X: np.ndarray, threads: int | None, serial: bool) -> dict[str, Any]:
+        m, a = self.header["model"], self.arrays
+        post = m["post"]
+        proba: np.ndarray | None = None
+        if m["kind"] == "linear":
+            x = np.asfortranarray(X)
+            coef = a["coef"]
+            raw = x @ coef + a["intercept"] if coef.ndim == 1 else x @ coef.T + a["intercept"]
+            if post == "linear":
+                return {"prediction": raw}
+            scores = np.reshape(raw, (-1,)) if raw.ndim > 1 and raw.shape[1] == 1 else raw
+            if scores.ndim == 1:
+                pred = self._take((scores > 0).astype(np.intp))
+                prob = _expit(scores)
+                proba = np.stack([1 - prob, prob], axis=1)
+            else:
+                pred = self._take(np.argmax(scores, axis=1))
+                proba = _softmax(scores)
+            return self._outputs(pred, proba)
+        out = self._trees(X, threads, serial)
+        if post == "forest_reg":
+            y = out[:, 0].copy()
+            y /= int(m["trees"])
+            return {"prediction": y}
+        if post == "raw_reg":
+            return {"prediction": out[:, 0].copy()}
+        if post == "hgb_reg":
+            y = out.ravel()
+            return {"prediction": np.exp(y) if m["link"] == "log" else y}
+        if post == "forest_clf":
+            out /= int(m["trees"])
+            return self._outputs(self._take(np.argmax(out, axis=1)), out)
+        if post == "tree_clf":
+            proba = out[:, : len(self._classes)]  # type: ignore[arg-type]
+            normalizer = proba.sum(axis=1)[:, np.newaxis]
+            normalizer[normalizer == 0.0] = 1.0
+            pred = self._take(np.argmax(out, axis=1))
+            proba = proba / normalizer
+            return self._outputs(pred, proba)
+        # gb_clf / hgb_clf: decide on the raw score, probabilities through the loss link
+        if out.shape[1] == 1:
+            raw = out.ravel()
+            decided = (raw >= 0) if post == "gb_clf" else (raw > 0)
+            pred = self._take(decided.astype(np.intp))
+            proba = np.empty((raw.shape[0], 2), dtype=raw.dtype)
+            proba[:, 1] = _expit(raw)
+            proba[:, 0] = 1 - proba[:, 1]
+        else:
+            pred = self._take(np.argmax(out, axis=1))
+            proba = _softmax(out)
+        return self._outputs(pred, proba)
+
+    def _take(self, idx: np.ndarray) -> np.ndarray:
+        assert self._classes is not None
+        return self._classes.take(idx, axis=0)
+
+    def _outputs(self, pred: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+        result: dict[str, Any] = {"prediction": pred}
+        if self._with_proba:
+            for j, name in enumerate(self._proba_names):
+                result[name] = proba[:, j]
+        return result
+
+
+def _classes_array(spec: Any) -> np.ndarray | None:
+    if spec is None:
+        return None
+    dtype = spec["dtype"]
+    if dtype == "object":
+        arr = np.empty(len(spec["values"]), dtype=object)
+        arr[:] = spec["values"]
+        return arr
+    return np.array(spec["values"], dtype=np.dtype(dtype))
