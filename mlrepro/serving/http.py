@@ -163,11 +163,12 @@ def create_app(bundle: "Bundle | ModelHolder", *, max_batch: int = 1000) -> Fast
 
     @app.get("/metadata", summary="Fingerprints, feature order, input schema, metrics, card")
     def metadata() -> Response:
-        if not holder.following:
+        if not holder.following and not hasattr(bundle.pipeline, "rows"):
             return Response(meta, media_type="application/json")
-        served = holder.current
+        served = holder.current  # live: the runtime's row counts, the registry's state
         body = _metadata(served.bundle, served.models, served.scorer)
-        body["registry"] = holder.status()
+        if holder.following:
+            body["registry"] = holder.status()
         return json_response(body)
 
     @app.get(
