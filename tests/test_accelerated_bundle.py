@@ -277,3 +277,83 @@ def test_warnings_free_load(diabetes):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_bundle(path, check_environment=False)
+
+
+def test_one_record_requests_skip_the_frame_and_agree_with_it(diabetes):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mlrepro.serving.http import create_app
+
+    _, path, _ = diabetes
+    records = json.loads(_inputs("diabetes").to_json(orient="records"))
+    bundle = load_bundle(path)
+    with TestClient(create_app(bundle)) as client:
+        single = [client.post("/predict", json=[r]).json() for r in records]
+        batch = client.post("/predict", json=records).json()
+    assert [s["predictions"][0] for s in single] == batch["predictions"]
+    assert bundle.pipeline.rows["accelerated"] >= 2 * len(records)
+    # a record the fast rules do not settle (an unseen category) still gets the CLI's verdict
+    with TestClient(create_app(bundle)) as client:
+        bad = client.post("/predict", json=[{**records[0], "clinic": "mars"}])
+    assert bad.status_code == 422
+
+
+@pytest.fixture(scope="module")
+def request_models(diabetes):
+    from pydantic import TypeAdapter
+
+    from mlrepro.serving.records import RequestModels
+
+    bundle = load_bundle(diabetes[1], runtime="sklearn")
+    models = RequestModels(bundle, max_batch=10)
+    return bundle, models, TypeAdapter(models.batch)
+
+
+# mostly valid values, so both answers of certain_record occur
+_NUMBERS = [0, 1, -3, 2.5, 0.1, 7, None, float("nan"), float("inf"), True, "1", "east"]
+_CLINICS = ["east", "north", "south", "west", "east", "mars", None, 1, 2.5, True, ""]
+
+
+def test_certain_record_never_passes_what_the_frame_rules_reject(request_models):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from pydantic import ValidationError
+
+    from mlrepro.predict.contract import certain_record, fast_validate
+
+    bundle, models, adapter = request_models
+    names = list(bundle.metadata.input_columns)
+
+    seen = {True: 0, False: 0}
+    values_of = {n: _CLINICS if n == "clinic" else _NUMBERS for n in names}
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.fixed_dictionaries(
+            {
+                n: st.one_of(st.sampled_from(values_of[n][:5]), st.sampled_from(values_of[n]))
+                for n in names
+            }  # fmt: skip
+        )
+    )
+    def check(record):
+        try:
+            batch = adapter.validate_python([record])
+        except ValidationError:
+            return
+        values, _ = models.single(batch)
+        frame, _ = models.frame(batch)
+        certain = certain_record(values, bundle.contract)
+        seen[certain] += 1
+        if certain:
+            assert fast_validate(frame, bundle.contract) is not None
+
+    check()
+    assert seen[True] > 10, seen  # (the request models already refuse most others)
+    good = {n: 1.0 for n in names} | {"clinic": "east"}
+    assert certain_record(good, bundle.contract)
+    for n, bad in [("age", None), ("age", float("inf")), ("age", True), ("clinic", "mars"),
+                   ("clinic", 1), ("s1", "1")]:  # fmt: skip
+        assert not certain_record({**good, n: bad}, bundle.contract), (n, bad)
+    assert certain_record({**good, "bmi": None}, bundle.contract)  # nullable in training

@@ -8,6 +8,8 @@ validates one chunk (a vectorised fast path, pandera only when a chunk may be in
 from __future__ import annotations
 
 import contextlib
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +70,13 @@ class Contract:
             doc = yaml.safe_load(self.schema_yaml) or {}
             self._training = {str(c) for c in (doc.get("columns") or {})}
         return self._training
+
+    def allowed_text(self, name: str, allowed: Any) -> frozenset[str]:
+        """The text values among a column's allowed categories (cached per column)."""
+        cache = self.__dict__.setdefault("_allowed_text", {})
+        if name not in cache:
+            cache[name] = frozenset(v for v in allowed if type(v) is str)
+        return cache[name]
 
     def plan(self) -> list[tuple[str, str, bool, Any]]:
         """Per column (name, kind, nullable, allowed values) for the vectorized fast path."""
@@ -187,6 +196,30 @@ def fast_validate(chunk: pd.DataFrame, contract: Contract) -> pd.DataFrame | Non
         else:
             return None
     return chunk.assign(**coerced) if coerced else chunk
+
+
+def certain_record(values: Mapping[str, Any], contract: Contract) -> bool:
+    """``fast_validate``'s rules for one record of plain values (serve's one-record path).
+
+    Stricter still: True only for values whose verdict cannot depend on pandas' coercions
+    (numbers as float/int, categories as str); anything else returns False and the record
+    takes the frame path, so a True here is always a pass there too.
+    """
+    for name, kind, nullable, allowed in contract.plan():
+        value = values.get(name)
+        if value is None or (type(value) is float and math.isnan(value)):
+            if not nullable:
+                return False
+            continue
+        if kind == "number":
+            if type(value) not in (float, int) or not math.isfinite(value):
+                return False
+        elif kind == "isin":
+            if type(value) is not str or value not in contract.allowed_text(name, allowed):
+                return False
+        elif kind != "any":
+            return False
+    return True
 
 
 def _rule(check: Any) -> str:

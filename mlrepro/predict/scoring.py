@@ -7,6 +7,7 @@ rejects are isolated by bisection in ``predict_checked``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,14 @@ class AcceleratedPipeline:
             out = _reference_outputs(self.reference, X, task)
         with self._lock:
             self.rows[used] += len(X)
+        return out
+
+    def record_outputs(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One record's outputs from the program (no pandas), or None: use ``outputs``."""
+        out = self.program.predict_record(values)
+        if out is not None:
+            with self._lock:
+                self.rows["accelerated"] += 1
         return out
 
     def predict(self, X: pd.DataFrame) -> Any:

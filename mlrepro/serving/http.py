@@ -213,17 +213,23 @@ def create_app(bundle: "Bundle | ModelHolder", *, max_batch: int = 1000) -> Fast
         )
 
     def answer(served: Served, batch: Any) -> Response:
-        frame, ids = served.models.frame(batch)
-        scored = served.scorer.score(frame, ids)
-        if scored.rejects:
-            return invalid_response(issues_from_reasons(scored.rejects), len(frame))
+        one = served.models.single(batch)  # one record: no DataFrame when the program scores
+        scored = served.scorer.score_one(*one) if one is not None else None
+        if scored is None:
+            frame, ids = served.models.frame(batch)
+            scored = served.scorer.score(frame, ids)
+            if scored.rejects:
+                return invalid_response(issues_from_reasons(scored.rejects), len(frame))
+        else:
+            ids = one[1]  # type: ignore[index]
+        count = len(batch) if isinstance(batch, list) else len(scored.positions)
         rows: Any = scored.rows
         if not isinstance(batch, list):
             names = [*ids, *served.scorer.output_names]
             rows = {k: [r[k] for r in scored.rows] for k in names}
-        if holder.following and len(frame):
-            holder.remember(frame)
-        return json_response({**served.fingerprints, "count": len(frame), "predictions": rows})
+        if holder.following and count:
+            holder.remember(served.models.frame(batch)[0])
+        return json_response({**served.fingerprints, "count": count, "predictions": rows})
 
     if not holder.following:
 

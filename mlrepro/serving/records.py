@@ -208,6 +208,15 @@ class RequestModels:
             )
         return value
 
+    def single(self, batch: Any) -> tuple[dict[str, Any], dict[str, list[Any]]] | None:
+        """(input values by column, id columns present) of a one-record list, else None."""
+        if not isinstance(batch, list) or len(batch) != 1:
+            return None
+        row = batch[0].__dict__
+        values = {c.name: row[f"c{i}"] for i, c in enumerate(self.columns)}
+        ids = {c.name: [values[c.name]] for c in self.ids if values[c.name] is not None}
+        return {c.name: values[c.name] for c in self.inputs}, ids
+
     def frame(self, batch: Any) -> tuple[pd.DataFrame, dict[str, list[Any]]]:
         """(input columns in model order, id columns present) from a validated batch."""
         import numpy as np

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlrepro.predict.contract import fast_validate
+from mlrepro.predict.contract import certain_record, fast_validate
 from mlrepro.predict.scoring import output_columns, predict_frame
 
 if TYPE_CHECKING:
@@ -66,6 +66,25 @@ class Scorer:
                     return Scored(self._rows(out, ids, positions), positions)
             self.counts["full"] += 1
             return self._score_full(frame, ids)
+
+    def score_one(
+        self, values: Mapping[str, Any], ids: Mapping[str, Sequence[Any]]
+    ) -> Scored | None:
+        """One record without a DataFrame: the accelerated program's record path.
+
+        None (take ``score``) unless the bundle scores with a program, the record certainly
+        passes the CLI's rules (``certain_record``) and the program reproduces it.
+        """
+        record_outputs = getattr(self.bundle.pipeline, "record_outputs", None)
+        if not self.fast_path or record_outputs is None:
+            return None
+        if not certain_record(values, self.bundle.contract):
+            return None
+        out = record_outputs(values)
+        if out is None:
+            return None
+        self.counts["fast"] += 1
+        return Scored(self._rows(out, ids, [0]), [0])
 
     def certainly_valid(self, X: pd.DataFrame) -> bool:
         """Every row passes the CLI's fast rules, numbers already float64 (False: ask pandera)."""
