@@ -39,7 +39,10 @@ _FOREST_CLF = {
     "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.ensemble._forest.ExtraTreesClassifier",
 }
-_TREE_REG = {"sklearn.tree._classes.DecisionTreeRegressor", "sklearn.tree._classes.ExtraTreeRegressor"}
+_TREE_REG = {
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+}
 _TREE_CLF = {
     "sklearn.tree._classes.DecisionTreeClassifier",
     "sklearn.tree._classes.ExtraTreeClassifier",
@@ -53,7 +56,9 @@ _LINEAR = {
 _LOGISTIC = "sklearn.linear_model._logistic.LogisticRegression"
 _GB_REG = "sklearn.ensemble._gb.GradientBoostingRegressor"
 _GB_CLF = "sklearn.ensemble._gb.GradientBoostingClassifier"
-_HGB_REG = "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor"
+_HGB_REG = (
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor"
+)
 _HGB_CLF = (
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier"
 )
@@ -193,19 +198,35 @@ def _encoder(
         if onehot:
             drop = None if est.drop_idx_ is None else est.drop_idx_[j]
             slots = [-1 if drop is not None and c == int(drop) else b.slot() for c in range(n_cats)]
-            unknown = "error" if est.handle_unknown == "error" else "zeros"
-            b.ops.append({"op": "onehot", "input": i, "match": match, "cats": name_c,
-                          "slots": slots, "unknown": unknown})  # fmt: skip
+            handling = "error" if est.handle_unknown == "error" else "zeros"
+            b.ops.append(
+                {
+                    "op": "onehot",
+                    "input": i,
+                    "match": match,
+                    "cats": name_c,
+                    "slots": slots,
+                    "unknown": handling,
+                }
+            )
             outs += [s for s in slots if s >= 0]
         else:
-            unknown = None
+            unknown: float | None = None
             if est.handle_unknown == "use_encoded_value":
                 if _is_nan(est.unknown_value):
                     raise Refused(f"{what} with unknown_value=NaN")
                 unknown = float(est.unknown_value)
             s = b.slot()
-            b.ops.append({"op": "ordinal", "input": i, "match": match, "cats": name_c,
-                          "slot": s, "unknown": unknown})  # fmt: skip
+            b.ops.append(
+                {
+                    "op": "ordinal",
+                    "input": i,
+                    "match": match,
+                    "cats": name_c,
+                    "slot": s,
+                    "unknown": unknown,
+                }
+            )
             outs.append(s)
     return ("onehot" if onehot else "ordinal"), outs
 
@@ -248,7 +269,7 @@ def _features(b: _Builder, features: Any) -> tuple[list[dict[str, Any]], dict[st
         if len(outs) != len(out_names):
             raise Refused(f"feature step '{name}' ({type(est).__name__}) output width")
         b.steps.append(kind)
-        new = list(zip([str(n) for n in out_names], [("slot", s) for s in outs]))
+        new = list(zip([str(n) for n in out_names], [("slot", s) for s in outs], strict=True))
         colset = set(cols)
         spliced: list[tuple[str, tuple[str, int]]] = []
         placed = False
@@ -265,8 +286,10 @@ def _features(b: _Builder, features: Any) -> tuple[list[dict[str, Any]], dict[st
     if [n for n, _ in frame] != [str(c) for c in features.feature_names_out_]:
         raise Refused("feature output columns do not match the fitted feature names")
     final = {n: as_slot(ref) for n, ref in frame}
-    inputs = [{"name": n, "kind": "str" if kinds.get(i) == "str" else "num"}
-              for i, n in enumerate(names_in)]  # fmt: skip
+    inputs = [
+        {"name": n, "kind": "str" if kinds.get(i) == "str" else "num"}
+        for i, n in enumerate(names_in)
+    ]
     return inputs, final
 
 
@@ -317,8 +340,10 @@ def _classes(model: Any) -> dict[str, Any]:
         return {"dtype": "object", "values": [str(c) for c in classes]}
     if classes.dtype.kind not in "iubU" and classes.dtype != np.float64:
         raise Refused(f"{type(model).__name__} with class labels of dtype {classes.dtype}")
-    return {"dtype": classes.dtype.str if classes.dtype.kind == "U" else classes.dtype.name,
-            "values": classes.tolist()}  # fmt: skip
+    return {
+        "dtype": classes.dtype.str if classes.dtype.kind == "U" else classes.dtype.name,
+        "values": classes.tolist(),
+    }
 
 
 class _Trees:
@@ -333,8 +358,16 @@ class _Trees:
         self.out_col: list[int] = []
         self.nodes = 0
 
-    def add(self, feature: Any, threshold: Any, left: Any, right: Any, missing: Any,
-            value: np.ndarray, col: int) -> None:  # fmt: skip
+    def add(
+        self,
+        feature: Any,
+        threshold: Any,
+        left: Any,
+        right: Any,
+        missing: Any,
+        value: np.ndarray,
+        col: int,
+    ) -> None:
         left = np.asarray(left, dtype=np.int64)
         right = np.asarray(right, dtype=np.int64)
         leaf = left < 0
@@ -388,8 +421,16 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
     if fitted_names is not None and [str(c) for c in fitted_names] != names:
         raise Refused(f"{cls} was fitted on other feature names")
     trees = _Trees()
-    base: dict[str, Any] = {"class": cls, "kind": "trees", "input": "float32", "nan_mode": 1,
-                            "scale": 1.0, "width": "k", "k": 1, "init": None}  # fmt: skip
+    base: dict[str, Any] = {
+        "class": cls,
+        "kind": "trees",
+        "input": "float32",
+        "nan_mode": 1,
+        "scale": 1.0,
+        "width": "k",
+        "k": 1,
+        "init": None,
+    }
     if qual in _LINEAR:
         coef = np.asarray(model.coef_, dtype=np.float64)
         intercept = np.asarray(model.intercept_, dtype=np.float64)
@@ -422,7 +463,9 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
     elif qual in (_GB_REG, _GB_CLF):
         init = model.init_
         if not (isinstance(init, str) and init == "zero") and _qual(init) not in (
-            "sklearn.dummy.DummyRegressor", "sklearn.dummy.DummyClassifier"):  # fmt: skip
+            "sklearn.dummy.DummyRegressor",
+            "sklearn.dummy.DummyClassifier",
+        ):
             raise Refused(f"{cls} with init estimator {type(init).__name__}")
         loss = type(model._loss).__name__
         if qual == _GB_CLF and loss not in ("HalfBinomialLoss", "HalfMultinomialLoss"):
@@ -437,19 +480,26 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
             for j in range(K):
                 e = stages[i, j]
                 trees.add_sklearn(e, e.tree_.value[:, 0, :1], j)
-        base.update(post="gb_clf" if qual == _GB_CLF else "raw_reg", nan_mode=2, k=K,
-                    scale=float(model.learning_rate),
-                    init=b.array("init", raw_init[0].copy()))  # fmt: skip
+        base.update(
+            post="gb_clf" if qual == _GB_CLF else "raw_reg",
+            nan_mode=2,
+            k=K,
+            scale=float(model.learning_rate),
+            init=b.array("init", raw_init[0].copy()),
+        )
     elif qual in (_HGB_REG, _HGB_CLF):
-        if getattr(model, "_preprocessor", None) is not None or getattr(
-            model, "is_categorical_", None
-        ) is not None:
+        if (
+            getattr(model, "_preprocessor", None) is not None
+            or getattr(model, "is_categorical_", None) is not None
+        ):
             raise Refused(f"{cls} with categorical features")
         link = type(model._loss.link).__name__
         if qual == _HGB_REG and link not in ("IdentityLink", "LogLink"):
             raise Refused(f"{cls} with loss {model.loss!r}")
         if qual == _HGB_CLF and type(model._loss).__name__ not in (
-            "HalfBinomialLoss", "HalfMultinomialLoss"):  # fmt: skip
+            "HalfBinomialLoss",
+            "HalfMultinomialLoss",
+        ):
             raise Refused(f"{cls} with loss {model.loss!r}")
         K = int(model.n_trees_per_iteration_)
         for stage in model._predictors:
@@ -458,13 +508,24 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
                 if nd["is_categorical"].any():
                     raise Refused(f"{cls} with categorical splits")
                 leaf = nd["is_leaf"].astype(bool)
-                trees.add(nd["feature_idx"], nd["num_threshold"], np.where(leaf, -1, nd["left"]),
-                          np.where(leaf, -1, nd["right"]), nd["missing_go_to_left"],
-                          nd["value"].reshape(-1, 1), j)  # fmt: skip
+                trees.add(
+                    nd["feature_idx"],
+                    nd["num_threshold"],
+                    np.where(leaf, -1, nd["left"]),
+                    np.where(leaf, -1, nd["right"]),
+                    nd["missing_go_to_left"],
+                    nd["value"].reshape(-1, 1),
+                    j,
+                )
         baseline = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
         post = "hgb_clf" if qual == _HGB_CLF else "hgb_reg"
-        base.update(post=post, input="float64", k=K, init=b.array("init", baseline),
-                    link="log" if link == "LogLink" else "identity")  # fmt: skip
+        base.update(
+            post=post,
+            input="float64",
+            k=K,
+            init=b.array("init", baseline),
+            link="log" if link == "LogLink" else "identity",
+        )
     else:
         raise Refused(cls)
     trees.store(b)

@@ -33,8 +33,20 @@ def _leaf(x, i, root, feature, threshold, left, right, missing_left, nan_mode):
 
 @nb.njit(cache=False, nogil=True)
 def _rows(
-    x, lo, hi, roots, out_col, feature, threshold, left, right, missing_left, value, scale,
-    nan_mode, out,
+    x,
+    lo,
+    hi,
+    roots,
+    out_col,
+    feature,
+    threshold,
+    left,
+    right,
+    missing_left,
+    value,
+    scale,
+    nan_mode,
+    out,
 ):
     width = value.shape[1]
     for t in range(roots.shape[0]):
@@ -57,8 +69,20 @@ def accumulate_serial(
     for lo in range(0, n, BLOCK):
         hi = min(lo + BLOCK, n)
         _rows(
-            x, lo, hi, roots, out_col, feature, threshold, left, right, missing_left, value,
-            scale, nan_mode, out,
+            x,
+            lo,
+            hi,
+            roots,
+            out_col,
+            feature,
+            threshold,
+            left,
+            right,
+            missing_left,
+            value,
+            scale,
+            nan_mode,
+            out,
         )
 
 
@@ -72,6 +96,18 @@ def accumulate_parallel(
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         _rows(
-            x, lo, hi, roots, out_col, feature, threshold, left, right, missing_left, value,
-            scale, nan_mode, out,
+            x,
+            lo,
+            hi,
+            roots,
+            out_col,
+            feature,
+            threshold,
+            left,
+            right,
+            missing_left,
+            value,
+            scale,
+            nan_mode,
+            out,
         )

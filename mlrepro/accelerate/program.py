@@ -158,9 +158,20 @@ class Program:
             for fn in (k.accumulate_serial, k.accumulate_parallel):
                 out = np.zeros((1, self.arrays["value"].shape[1]), dtype=np.float64)
                 a = self.arrays
-                fn(x, a["roots"][:1], a["out_col"][:1], a["feature"], a["threshold"],
-                   a["left"], a["right"], a["missing_left"], a["value"],
-                   float(model["scale"]), int(model["nan_mode"]), out)  # fmt: skip
+                fn(
+                    x,
+                    a["roots"][:1],
+                    a["out_col"][:1],
+                    a["feature"],
+                    a["threshold"],
+                    a["left"],
+                    a["right"],
+                    a["missing_left"],
+                    a["value"],
+                    float(model["scale"]),
+                    int(model["nan_mode"]),
+                    out,
+                )
         self._warm = True
 
     def predict(self, frame: Any, threads: int | None = None) -> dict[str, Any] | None:
@@ -283,8 +294,20 @@ class Program:
         if m.get("init") is not None:
             out += a[m["init"]][None, :]
         k = _kernels()
-        args = (x, a["roots"], a["out_col"], a["feature"], a["threshold"], a["left"], a["right"],
-                a["missing_left"], a["value"], float(m["scale"]), int(m["nan_mode"]), out)  # fmt: skip
+        args = (
+            x,
+            a["roots"],
+            a["out_col"],
+            a["feature"],
+            a["threshold"],
+            a["left"],
+            a["right"],
+            a["missing_left"],
+            a["value"],
+            float(m["scale"]),
+            int(m["nan_mode"]),
+            out,
+        )
         if serial:
             k.accumulate_serial(*args)
         else:
@@ -292,7 +315,7 @@ class Program:
 
             before = numba.get_num_threads()
             if threads is not None:
-                numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+                numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
             try:
                 k.accumulate_parallel(*args)
             finally:
@@ -332,7 +355,8 @@ class Program:
             out /= int(m["trees"])
             return self._outputs(self._take(np.argmax(out, axis=1)), out)
         if post == "tree_clf":
-            proba = out[:, : len(self._classes)]  # type: ignore[arg-type]
+            n_classes = 0 if self._classes is None else len(self._classes)
+            proba = out[:, :n_classes]
             normalizer = proba.sum(axis=1)[:, np.newaxis]
             normalizer[normalizer == 0.0] = 1.0
             pred = self._take(np.argmax(out, axis=1))
