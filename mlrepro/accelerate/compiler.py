@@ -106,6 +106,10 @@ def _numeric_step(b: _Builder, name: str, est: Any, slots: list[int]) -> str:
         if not _is_nan(est.missing_values):
             raise Refused(f"{what} with missing_values other than NaN")
         stats = np.asarray(est.statistics_)
+        if stats.dtype.kind == "O" and all(
+            type(v) in (int, float) or isinstance(v, (np.integer, np.floating)) for v in stats
+        ):
+            stats = stats.astype(np.float64)
         if stats.dtype.kind not in "fiu":
             raise Refused(f"{what} with non-numeric statistics")
         stats = stats.astype(np.float64)
@@ -403,12 +407,32 @@ class _Trees:
 
 
 def _normalised(value: np.ndarray) -> np.ndarray:
-    """DecisionTreeClassifier.predict_proba on every node (same numpy operations)."""
+    """Per-node class probabilities as older sklearn's predict_proba normalised them."""
     proba = np.array(value[:, 0, :], copy=True)
     normalizer = proba.sum(axis=1)[:, np.newaxis]
     normalizer[normalizer == 0.0] = 1.0
     proba /= normalizer
     return proba
+
+
+def _leaf_proba(est: Any, names: list[str]) -> Any:
+    """How this sklearn's ``DecisionTreeClassifier.predict_proba`` maps a leaf's value.
+
+    Probed on one row: the stored value itself (sklearn >= 1.4 stores fractions) or the
+    value normalised by its sum (older versions); anything else is refused.
+    """
+    import pandas as pd
+
+    probe = pd.DataFrame(np.zeros((1, len(names))), columns=names)
+    leaf = int(est.apply(probe)[0])
+    got = np.asarray(est.predict_proba(probe))[0]
+    n = len(got)
+    raw = np.array(est.tree_.value[:, 0, :n])
+    if np.array_equal(raw[leaf], got):
+        return lambda v: np.array(v[:, 0, :n])
+    if np.array_equal(_normalised(est.tree_.value)[leaf, :n], got):
+        return lambda v: _normalised(v)[:, :n]
+    raise Refused(f"{type(est).__name__}: unexpected predict_proba semantics")
 
 
 def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa: C901
@@ -454,12 +478,12 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
     elif qual in _FOREST_CLF or qual in _TREE_CLF:
         if getattr(model, "n_outputs_", 1) != 1:
             raise Refused(f"{cls} with multiple outputs")
-        forest = qual in _FOREST_CLF
-        ests = model.estimators_ if forest else [model]
+        # a single tree is a forest of one: out = 0 + proba, then / 1 (both exact)
+        ests = model.estimators_ if qual in _FOREST_CLF else [model]
+        leaf_proba = _leaf_proba(ests[0], names)
         for e in ests:
-            v = e.tree_.value
-            trees.add_sklearn(e, _normalised(v) if forest else np.array(v[:, 0, :]), 0)
-        base.update(post="forest_clf" if forest else "tree_clf", width="classes")
+            trees.add_sklearn(e, leaf_proba(e.tree_.value), 0)
+        base.update(post="forest_clf", width="classes")
     elif qual in (_GB_REG, _GB_CLF):
         init = model.init_
         if not (isinstance(init, str) and init == "zero") and _qual(init) not in (
@@ -511,8 +535,8 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
                 trees.add(
                     nd["feature_idx"],
                     nd["num_threshold"],
-                    np.where(leaf, -1, nd["left"]),
-                    np.where(leaf, -1, nd["right"]),
+                    np.where(leaf, -1, nd["left"].astype(np.int64)),
+                    np.where(leaf, -1, nd["right"].astype(np.int64)),
                     nd["missing_go_to_left"],
                     nd["value"].reshape(-1, 1),
                     j,

@@ -46,7 +46,7 @@ def dump(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
         zf.writestr(info, json.dumps(head, sort_keys=True, allow_nan=False))
         for name in sorted(arrays):
             out = io.BytesIO()
-            np.save(out, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            np.save(out, np.asarray(arrays[name]), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(2000, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, out.getvalue())
