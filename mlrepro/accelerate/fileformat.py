@@ -299,7 +299,7 @@ def _validate_model(h: dict[str, Any], a: dict[str, np.ndarray], n_features: int
         raise _fail("scale")
     width = arr["value"].shape[1]
     if m["width"] == "classes":
-        if post not in ("forest_clf", "tree_clf") or width < n_classes or width < 1:
+        if post not in ("forest_clf", "tree_clf") or width != n_classes:
             raise _fail("value width")
         if (out_col != 0).any():
             raise _fail("output columns")

@@ -20,7 +20,6 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-
 def need_numba() -> None:
     """Call at the top of each test module: skip without numba locally, fail in CI."""
     if importlib.util.find_spec("numba") is not None:

@@ -158,7 +158,9 @@ def test_regressors(name: str) -> None:
     if name == "hgb_poisson":
         y = np.abs(y)
     steps = nan_steps() if name not in NAN_CAPABLE else nan_steps()[1:]
-    pipeline = fit_pipeline(frame, y, steps, REGRESSORS[name](), k=None if name in NAN_CAPABLE else 4)
+    pipeline = fit_pipeline(
+        frame, y, steps, REGRESSORS[name](), k=None if name in NAN_CAPABLE else 4
+    )
     program = load_program(compile_pipeline(pipeline, "regression").to_bytes())
     test = _edge_frame(pipeline, 200, seed=2)
     if name in NAN_CAPABLE:
@@ -179,7 +181,9 @@ def test_classifiers(name: str, labels: str) -> None:
     frame = frame_of(400, seed=3, nan=0.1 if name in NAN_CAPABLE else 0.0)
     y = target_of(frame, labels)
     steps = nan_steps() if name not in NAN_CAPABLE else nan_steps()[1:]
-    pipeline = fit_pipeline(frame, y, steps, CLASSIFIERS[name](), k=None if name in NAN_CAPABLE else 5)
+    pipeline = fit_pipeline(
+        frame, y, steps, CLASSIFIERS[name](), k=None if name in NAN_CAPABLE else 5
+    )
     program = load_program(compile_pipeline(pipeline, "classification").to_bytes())
     test = frame_of(250, seed=4, nan=0.1 if name in NAN_CAPABLE else 0.0)
     eq = check_equivalence(program, pipeline, test, "classification")
