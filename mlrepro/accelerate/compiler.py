@@ -372,19 +372,23 @@ class _Trees:
         value: np.ndarray,
         col: int,
     ) -> None:
+        """One tree in sklearn's depth-first order (a left child follows its parent)."""
         left = np.asarray(left, dtype=np.int64)
         right = np.asarray(right, dtype=np.int64)
-        leaf = left < 0
+        n = len(left)
+        order = np.arange(n)
+        new_left = left
         off = self.nodes
-        self.feature.append(np.where(leaf, 0, np.asarray(feature, dtype=np.int64)))
-        self.threshold.append(np.asarray(threshold, dtype=np.float64))
-        self.left.append(np.where(leaf, -1, left + off))
+        leaf = new_left < 0
+        self.feature.append(np.where(leaf, 0, np.asarray(feature, dtype=np.int64)[order]))
+        self.threshold.append(np.asarray(threshold, dtype=np.float64)[order])
+        self.left.append(np.where(leaf, -1, new_left + off))
         self.right.append(np.where(leaf, -1, right + off))
-        self.missing.append(np.asarray(missing, dtype=np.uint8))
-        self.value.append(np.asarray(value, dtype=np.float64))
+        self.missing.append(np.asarray(missing, dtype=np.uint8)[order])
+        self.value.append(np.asarray(value, dtype=np.float64)[order])
         self.roots.append(off)
         self.out_col.append(col)
-        self.nodes += len(left)
+        self.nodes += n
 
     def add_sklearn(self, tree: Any, value: np.ndarray, col: int) -> None:
         t = tree.tree_
@@ -421,9 +425,7 @@ def _leaf_proba(est: Any, names: list[str]) -> Any:
     Probed on one row: the stored value itself (sklearn >= 1.4 stores fractions) or the
     value normalised by its sum (older versions); anything else is refused.
     """
-    import pandas as pd
-
-    probe = pd.DataFrame(np.zeros((1, len(names))), columns=names)
+    probe = np.zeros((1, len(names)), dtype=np.float32)  # the forest's trees have no names
     leaf = int(est.apply(probe)[0])
     got = np.asarray(est.predict_proba(probe))[0]
     n = len(got)
@@ -494,9 +496,7 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
         loss = type(model._loss).__name__
         if qual == _GB_CLF and loss not in ("HalfBinomialLoss", "HalfMultinomialLoss"):
             raise Refused(f"{cls} with loss {model.loss!r}")
-        import pandas as pd
-
-        probe = pd.DataFrame(np.zeros((1, k)), columns=names)
+        probe = np.zeros((1, k), dtype=np.float32)  # validated by the first (unnamed) tree
         raw_init = np.asarray(model._raw_predict_init(probe), dtype=np.float64)
         stages = model.estimators_
         K = stages.shape[1]

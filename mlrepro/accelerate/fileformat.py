@@ -286,6 +286,8 @@ def _validate_model(h: dict[str, Any], a: dict[str, np.ndarray], n_features: int
     if ((right == -1) != leaf).any():
         raise _fail("a node has one child")
     inner = ~leaf
+    if nodes >= 2**31 - 2:
+        raise _fail("too many nodes")
     for child in (left, right):
         if ((child[inner] <= idx[inner]) | (child[inner] >= end_of[inner])).any():
             raise _fail("child index out of range")

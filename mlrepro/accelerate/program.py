@@ -120,6 +120,7 @@ class Program:
                     str(c): i for i, c in enumerate(arrays[op["cats"]].tolist())
                 }
         self._warm = False
+        self._pack: tuple[np.ndarray, ...] | None = None
 
     # ---- public API ----------------------------------------------------------------
 
@@ -146,6 +147,15 @@ class Program:
             "format": FORMAT,
         }
 
+    def _packed(self) -> tuple[np.ndarray, ...]:
+        if self._pack is None:
+            m, a = self.header["model"], self.arrays
+            self._pack = _kernels().pack(
+                a["feature"], a["left"], a["right"], a["missing_left"], a["threshold"],
+                int(m["nan_mode"]), m["input"] == "float32",
+            )  # fmt: skip
+        return self._pack
+
     def warm_up(self) -> None:
         """Compile the kernels this program uses (once per process)."""
         if self._warm:
@@ -154,24 +164,12 @@ class Program:
         if model["kind"] == "trees":
             dtype = np.float32 if model["input"] == "float32" else np.float64
             x = np.zeros((1, max(1, len(self.header["model_slots"]))), dtype=dtype)
-            k = _kernels()
-            for fn in (k.accumulate_serial, k.accumulate_parallel):
-                out = np.zeros((1, self.arrays["value"].shape[1]), dtype=np.float64)
-                a = self.arrays
-                fn(
-                    x,
-                    a["roots"][:1],
-                    a["out_col"][:1],
-                    a["feature"],
-                    a["threshold"],
-                    a["left"],
-                    a["right"],
-                    a["missing_left"],
-                    a["value"],
-                    float(model["scale"]),
-                    int(model["nan_mode"]),
-                    out,
-                )
+            k, a = _kernels(), self.arrays
+            nan = (False, True) if self.header["nan_model"] else (False,)
+            for fn in (k.KERNELS[n, par] for n in nan for par in (False, True)):
+                out = np.zeros((1, a["value"].shape[1]), dtype=np.float64)
+                fn(x, a["roots"][:1], np.zeros(1, dtype=np.int64), *self._packed(), a["value"],
+                   float(model["scale"]), out)  # fmt: skip
         self._warm = True
 
     def predict(self, frame: Any, threads: int | None = None) -> dict[str, Any] | None:
@@ -294,22 +292,10 @@ class Program:
         if m.get("init") is not None:
             out += a[m["init"]][None, :]
         k = _kernels()
-        args = (
-            x,
-            a["roots"],
-            a["out_col"],
-            a["feature"],
-            a["threshold"],
-            a["left"],
-            a["right"],
-            a["missing_left"],
-            a["value"],
-            float(m["scale"]),
-            int(m["nan_mode"]),
-            out,
-        )
+        args = (x, a["roots"], a["out_col"], *self._packed(), a["value"], float(m["scale"]), out)
+        nan = bool(self.header["nan_model"]) and bool(np.isnan(x).any())
         if serial:
-            k.accumulate_serial(*args)
+            k.KERNELS[nan, False](*args)
         else:
             import numba
 
@@ -317,7 +303,7 @@ class Program:
             if threads is not None:
                 numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
             try:
-                k.accumulate_parallel(*args)
+                k.KERNELS[nan, True](*args)
             finally:
                 numba.set_num_threads(before)
         return out
