@@ -118,8 +118,18 @@ def child(args: argparse.Namespace) -> None:
 
 
 def run_child(args: argparse.Namespace, name: str, mode: str, model: Path) -> dict:
-    cmd = [sys.executable, __file__, "--rows", str(args.rows), "--child-mode", mode,
-           "--child-name", name, "--child-model", str(model)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--rows",
+        str(args.rows),
+        "--child-mode",
+        mode,
+        "--child-name",
+        name,
+        "--child-model",
+        str(model),
+    ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -138,15 +148,16 @@ def batch(args: argparse.Namespace, workdir: Path) -> None:
     import numba
 
     threads = args.threads or numba.config.NUMBA_NUM_THREADS
-    print(f"batch predict, {args.rows:,} rows in memory; cores: {os.cpu_count()}, numba threads:"
-          f" {threads} (machine possibly shared)")  # fmt: skip
+    print(
+        f"batch predict, {args.rows:,} rows in memory; cores: {os.cpu_count()}, numba threads:"
+        f" {threads} (machine possibly shared)"
+    )
     print(f"{'model':6} {'contender':9} {'seconds':>8} {'rows/s':>12} {'ratio':>7} {'peak RSS':>9}")
     for name in args.models.split(","):
         model = workdir / f"{name}.joblib"
         if not model.exists():
             train(name, model)
-        modes = ["baseline", "sklearn", *(["sklearn2"] if name in ("rf", "rfc") else []),
-                 "program"]  # fmt: skip
+        modes = ["baseline", "sklearn", *(["sklearn2"] if name in ("rf", "rfc") else []), "program"]
         res = {m: run_child(args, name, m, model) for m in modes}
         prog = res["program"]["seconds"]
         for m in modes:
@@ -154,8 +165,10 @@ def batch(args: argparse.Namespace, workdir: Path) -> None:
             rate = args.rows / r["seconds"] if m != "baseline" else float("nan")
             ratio = r["seconds"] / prog if m != "baseline" else float("nan")
             extra = f"  (compile+warm-up {r['compile']:.2f}s)" if m == "program" else ""
-            print(f"{name:6} {m:9} {r['seconds']:8.2f} {rate:12,.0f} {ratio:6.2f}x"
-                  f" {r['rss_mb']:7.0f}MB{extra}")  # fmt: skip
+            print(
+                f"{name:6} {m:9} {r['seconds']:8.2f} {rate:12,.0f} {ratio:6.2f}x"
+                f" {r['rss_mb']:7.0f}MB{extra}"
+            )
 
 
 def record_latency(args: argparse.Namespace, workdir: Path) -> None:
@@ -169,15 +182,23 @@ def record_latency(args: argparse.Namespace, workdir: Path) -> None:
     project = workdir / "diabetes"
     if not (project / ".mlrepro").exists():
         shutil.rmtree(project, ignore_errors=True)
-        shutil.copytree(REPO / "examples" / "diabetes", project,
-                        ignore=shutil.ignore_patterns(".mlrepro", "*.lock*", "predictions*"))  # fmt: skip
+        shutil.copytree(
+            REPO / "examples" / "diabetes",
+            project,
+            ignore=shutil.ignore_patterns(".mlrepro", "*.lock*", "predictions*"),
+        )
         env = dict(os.environ, PYTHONPATH=str(REPO))
-        subprocess.run([sys.executable, "-m", "mlrepro.cli.main", "run", "-q"], cwd=project,
-                       env=env, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "mlrepro.cli.main", "run", "-q"],
+            cwd=project,
+            env=env,
+            check=True,
+        )
     pipeline = next(
-        obj for obj in (joblib.load(p) for p in (project / ".mlrepro" / "objects").glob("*/*.joblib"))
+        obj
+        for obj in (joblib.load(p) for p in (project / ".mlrepro" / "objects").glob("*/*.joblib"))
         if type(obj).__name__ == "Pipeline"
-    )  # fmt: skip
+    )
     frame = pd.read_csv(project / "data" / "new_visits.csv")
     records = [
         {k: (None if pd.isna(v) else v) for k, v in r.items()} for r in frame.to_dict("records")
@@ -198,8 +219,10 @@ def record_latency(args: argparse.Namespace, workdir: Path) -> None:
         program.predict_record(r)
         acc.append(time.perf_counter() - t0)
     p = lambda xs, q: float(np.percentile(xs, q)) * 1000  # noqa: E731
-    print(f"\nsingle record, diabetes (RandomForestRegressor 200 trees, depth 8), {args.iters} "
-          "records; both agree bitwise")  # fmt: skip
+    print(
+        f"\nsingle record, diabetes (RandomForestRegressor 200 trees, depth 8), {args.iters} "
+        "records; both agree bitwise"
+    )
     print(f"  pipeline on a 1-row DataFrame: p50 {p(ref, 50):.3f} ms  p99 {p(ref, 99):.3f} ms")
     print(f"  program.predict_record:        p50 {p(acc, 50):.3f} ms  p99 {p(acc, 99):.3f} ms")
     print(f"  ratio p50 {p(acc, 50) / p(ref, 50):.4f}x  p99 {p(acc, 99) / p(ref, 99):.4f}x")

@@ -78,6 +78,8 @@ def _str_column(series: Any) -> np.ndarray:
 
 
 def _num_value(value: Any) -> float:
+    if type(value) is float:
+        return value
     if value is None:
         return math.nan
     if isinstance(value, (bool, np.bool_)):
@@ -156,8 +158,10 @@ class Program:
             )  # fmt: skip
         return self._pack
 
-    def warm_up(self) -> None:
-        """Compile the kernels this program uses (once per process)."""
+    def warm_up(self, batch: bool = True) -> None:
+        """Compile the kernels this program uses (once per process; numba caches nothing
+        on disk). ``batch=False`` compiles only the single-threaded kernels that
+        ``predict_record`` and frames under ``SERIAL_ROWS`` rows use (faster start)."""
         if self._warm:
             return
         model = self.header["model"]
@@ -166,7 +170,8 @@ class Program:
             x = np.zeros((1, max(1, len(self.header["model_slots"]))), dtype=dtype)
             k, a = _kernels(), self.arrays
             nan = (False, True) if self.header["nan_model"] else (False,)
-            for fn in (k.KERNELS[n, par] for n in nan for par in (False, True)):
+            modes = (False, True) if batch else (False,)
+            for fn in (k.KERNELS[n, par] for n in nan for par in modes):
                 out = np.zeros((1, a["value"].shape[1]), dtype=np.float64)
                 fn(x, a["roots"][:1], np.zeros(1, dtype=np.int64), *self._packed(), a["value"],
                    float(model["scale"]), out)  # fmt: skip
@@ -194,7 +199,8 @@ class Program:
     def predict_record(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
         """One row's outputs (arrays of length 1), or None; no pandas, single-threaded."""
         try:
-            columns: list[Any] = []
+            numbers: list[float] = []
+            texts: list[Any] = []
             for name, kind in self._inputs:
                 if name not in record:
                     return None
@@ -202,9 +208,15 @@ class Program:
                 if kind == "str":
                     if not isinstance(value, str):
                         raise _Fallback
-                    columns.append(value)
+                    texts.append(value)
+                    numbers.append(0.0)
                 else:
-                    columns.append(np.array([_num_value(value)], dtype=np.float64))
+                    texts.append(None)
+                    numbers.append(_num_value(value))
+            vector = np.array(numbers, dtype=np.float64)
+            columns = [
+                vector[j : j + 1] if texts[j] is None else texts[j] for j in range(len(texts))
+            ]
             return self._run(columns, 1, None, serial=True, record=True)
         except _Fallback:
             return None
