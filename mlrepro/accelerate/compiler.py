@@ -39,7 +39,10 @@ _FOREST_CLF = {
     "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.ensemble._forest.ExtraTreesClassifier",
 }
-_TREE_REG = {"sklearn.tree._classes.DecisionTreeRegressor", "sklearn.tree._classes.ExtraTreeRegressor"}
+_TREE_REG = {
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+}
 _TREE_CLF = {
     "sklearn.tree._classes.DecisionTreeClassifier",
     "sklearn.tree._classes.ExtraTreeClassifier",
@@ -53,7 +56,9 @@ _LINEAR = {
 _LOGISTIC = "sklearn.linear_model._logistic.LogisticRegression"
 _GB_REG = "sklearn.ensemble._gb.GradientBoostingRegressor"
 _GB_CLF = "sklearn.ensemble._gb.GradientBoostingClassifier"
-_HGB_REG = "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor"
+_HGB_REG = (
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor"
+)
 _HGB_CLF = (
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier"
 )
@@ -101,6 +106,10 @@ def _numeric_step(b: _Builder, name: str, est: Any, slots: list[int]) -> str:
         if not _is_nan(est.missing_values):
             raise Refused(f"{what} with missing_values other than NaN")
         stats = np.asarray(est.statistics_)
+        if stats.dtype.kind == "O" and all(
+            type(v) in (int, float) or isinstance(v, (np.integer, np.floating)) for v in stats
+        ):
+            stats = stats.astype(np.float64)
         if stats.dtype.kind not in "fiu":
             raise Refused(f"{what} with non-numeric statistics")
         stats = stats.astype(np.float64)
@@ -193,19 +202,35 @@ def _encoder(
         if onehot:
             drop = None if est.drop_idx_ is None else est.drop_idx_[j]
             slots = [-1 if drop is not None and c == int(drop) else b.slot() for c in range(n_cats)]
-            unknown = "error" if est.handle_unknown == "error" else "zeros"
-            b.ops.append({"op": "onehot", "input": i, "match": match, "cats": name_c,
-                          "slots": slots, "unknown": unknown})  # fmt: skip
+            handling = "error" if est.handle_unknown == "error" else "zeros"
+            b.ops.append(
+                {
+                    "op": "onehot",
+                    "input": i,
+                    "match": match,
+                    "cats": name_c,
+                    "slots": slots,
+                    "unknown": handling,
+                }
+            )
             outs += [s for s in slots if s >= 0]
         else:
-            unknown = None
+            unknown: float | None = None
             if est.handle_unknown == "use_encoded_value":
                 if _is_nan(est.unknown_value):
                     raise Refused(f"{what} with unknown_value=NaN")
                 unknown = float(est.unknown_value)
             s = b.slot()
-            b.ops.append({"op": "ordinal", "input": i, "match": match, "cats": name_c,
-                          "slot": s, "unknown": unknown})  # fmt: skip
+            b.ops.append(
+                {
+                    "op": "ordinal",
+                    "input": i,
+                    "match": match,
+                    "cats": name_c,
+                    "slot": s,
+                    "unknown": unknown,
+                }
+            )
             outs.append(s)
     return ("onehot" if onehot else "ordinal"), outs
 
@@ -248,7 +273,7 @@ def _features(b: _Builder, features: Any) -> tuple[list[dict[str, Any]], dict[st
         if len(outs) != len(out_names):
             raise Refused(f"feature step '{name}' ({type(est).__name__}) output width")
         b.steps.append(kind)
-        new = list(zip([str(n) for n in out_names], [("slot", s) for s in outs]))
+        new = list(zip([str(n) for n in out_names], [("slot", s) for s in outs], strict=True))
         colset = set(cols)
         spliced: list[tuple[str, tuple[str, int]]] = []
         placed = False
@@ -265,8 +290,10 @@ def _features(b: _Builder, features: Any) -> tuple[list[dict[str, Any]], dict[st
     if [n for n, _ in frame] != [str(c) for c in features.feature_names_out_]:
         raise Refused("feature output columns do not match the fitted feature names")
     final = {n: as_slot(ref) for n, ref in frame}
-    inputs = [{"name": n, "kind": "str" if kinds.get(i) == "str" else "num"}
-              for i, n in enumerate(names_in)]  # fmt: skip
+    inputs = [
+        {"name": n, "kind": "str" if kinds.get(i) == "str" else "num"}
+        for i, n in enumerate(names_in)
+    ]
     return inputs, final
 
 
@@ -317,8 +344,10 @@ def _classes(model: Any) -> dict[str, Any]:
         return {"dtype": "object", "values": [str(c) for c in classes]}
     if classes.dtype.kind not in "iubU" and classes.dtype != np.float64:
         raise Refused(f"{type(model).__name__} with class labels of dtype {classes.dtype}")
-    return {"dtype": classes.dtype.str if classes.dtype.kind == "U" else classes.dtype.name,
-            "values": classes.tolist()}  # fmt: skip
+    return {
+        "dtype": classes.dtype.str if classes.dtype.kind == "U" else classes.dtype.name,
+        "values": classes.tolist(),
+    }
 
 
 class _Trees:
@@ -333,21 +362,33 @@ class _Trees:
         self.out_col: list[int] = []
         self.nodes = 0
 
-    def add(self, feature: Any, threshold: Any, left: Any, right: Any, missing: Any,
-            value: np.ndarray, col: int) -> None:  # fmt: skip
+    def add(
+        self,
+        feature: Any,
+        threshold: Any,
+        left: Any,
+        right: Any,
+        missing: Any,
+        value: np.ndarray,
+        col: int,
+    ) -> None:
+        """One tree in sklearn's depth-first order (a left child follows its parent)."""
         left = np.asarray(left, dtype=np.int64)
         right = np.asarray(right, dtype=np.int64)
-        leaf = left < 0
+        n = len(left)
+        order = np.arange(n)
+        new_left = left
         off = self.nodes
-        self.feature.append(np.where(leaf, 0, np.asarray(feature, dtype=np.int64)))
-        self.threshold.append(np.asarray(threshold, dtype=np.float64))
-        self.left.append(np.where(leaf, -1, left + off))
+        leaf = new_left < 0
+        self.feature.append(np.where(leaf, 0, np.asarray(feature, dtype=np.int64)[order]))
+        self.threshold.append(np.asarray(threshold, dtype=np.float64)[order])
+        self.left.append(np.where(leaf, -1, new_left + off))
         self.right.append(np.where(leaf, -1, right + off))
-        self.missing.append(np.asarray(missing, dtype=np.uint8))
-        self.value.append(np.asarray(value, dtype=np.float64))
+        self.missing.append(np.asarray(missing, dtype=np.uint8)[order])
+        self.value.append(np.asarray(value, dtype=np.float64)[order])
         self.roots.append(off)
         self.out_col.append(col)
-        self.nodes += len(left)
+        self.nodes += n
 
     def add_sklearn(self, tree: Any, value: np.ndarray, col: int) -> None:
         t = tree.tree_
@@ -370,12 +411,30 @@ class _Trees:
 
 
 def _normalised(value: np.ndarray) -> np.ndarray:
-    """DecisionTreeClassifier.predict_proba on every node (same numpy operations)."""
+    """Per-node class probabilities as older sklearn's predict_proba normalised them."""
     proba = np.array(value[:, 0, :], copy=True)
     normalizer = proba.sum(axis=1)[:, np.newaxis]
     normalizer[normalizer == 0.0] = 1.0
     proba /= normalizer
     return proba
+
+
+def _leaf_proba(est: Any, names: list[str]) -> Any:
+    """How this sklearn's ``DecisionTreeClassifier.predict_proba`` maps a leaf's value.
+
+    Probed on one row: the stored value itself (sklearn >= 1.4 stores fractions) or the
+    value normalised by its sum (older versions); anything else is refused.
+    """
+    probe = np.zeros((1, len(names)), dtype=np.float32)  # the forest's trees have no names
+    leaf = int(est.apply(probe)[0])
+    got = np.asarray(est.predict_proba(probe))[0]
+    n = len(got)
+    raw = np.array(est.tree_.value[:, 0, :n])
+    if np.array_equal(raw[leaf], got):
+        return lambda v: np.array(v[:, 0, :n])
+    if np.array_equal(_normalised(est.tree_.value)[leaf, :n], got):
+        return lambda v: _normalised(v)[:, :n]
+    raise Refused(f"{type(est).__name__}: unexpected predict_proba semantics")
 
 
 def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa: C901
@@ -388,8 +447,16 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
     if fitted_names is not None and [str(c) for c in fitted_names] != names:
         raise Refused(f"{cls} was fitted on other feature names")
     trees = _Trees()
-    base: dict[str, Any] = {"class": cls, "kind": "trees", "input": "float32", "nan_mode": 1,
-                            "scale": 1.0, "width": "k", "k": 1, "init": None}  # fmt: skip
+    base: dict[str, Any] = {
+        "class": cls,
+        "kind": "trees",
+        "input": "float32",
+        "nan_mode": 1,
+        "scale": 1.0,
+        "width": "k",
+        "k": 1,
+        "init": None,
+    }
     if qual in _LINEAR:
         coef = np.asarray(model.coef_, dtype=np.float64)
         intercept = np.asarray(model.intercept_, dtype=np.float64)
@@ -413,23 +480,23 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
     elif qual in _FOREST_CLF or qual in _TREE_CLF:
         if getattr(model, "n_outputs_", 1) != 1:
             raise Refused(f"{cls} with multiple outputs")
-        forest = qual in _FOREST_CLF
-        ests = model.estimators_ if forest else [model]
+        # a single tree is a forest of one: out = 0 + proba, then / 1 (both exact)
+        ests = model.estimators_ if qual in _FOREST_CLF else [model]
+        leaf_proba = _leaf_proba(ests[0], names)
         for e in ests:
-            v = e.tree_.value
-            trees.add_sklearn(e, _normalised(v) if forest else np.array(v[:, 0, :]), 0)
-        base.update(post="forest_clf" if forest else "tree_clf", width="classes")
+            trees.add_sklearn(e, leaf_proba(e.tree_.value), 0)
+        base.update(post="forest_clf", width="classes")
     elif qual in (_GB_REG, _GB_CLF):
         init = model.init_
         if not (isinstance(init, str) and init == "zero") and _qual(init) not in (
-            "sklearn.dummy.DummyRegressor", "sklearn.dummy.DummyClassifier"):  # fmt: skip
+            "sklearn.dummy.DummyRegressor",
+            "sklearn.dummy.DummyClassifier",
+        ):
             raise Refused(f"{cls} with init estimator {type(init).__name__}")
         loss = type(model._loss).__name__
         if qual == _GB_CLF and loss not in ("HalfBinomialLoss", "HalfMultinomialLoss"):
             raise Refused(f"{cls} with loss {model.loss!r}")
-        import pandas as pd
-
-        probe = pd.DataFrame(np.zeros((1, k)), columns=names)
+        probe = np.zeros((1, k), dtype=np.float32)  # validated by the first (unnamed) tree
         raw_init = np.asarray(model._raw_predict_init(probe), dtype=np.float64)
         stages = model.estimators_
         K = stages.shape[1]
@@ -437,19 +504,26 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
             for j in range(K):
                 e = stages[i, j]
                 trees.add_sklearn(e, e.tree_.value[:, 0, :1], j)
-        base.update(post="gb_clf" if qual == _GB_CLF else "raw_reg", nan_mode=2, k=K,
-                    scale=float(model.learning_rate),
-                    init=b.array("init", raw_init[0].copy()))  # fmt: skip
+        base.update(
+            post="gb_clf" if qual == _GB_CLF else "raw_reg",
+            nan_mode=2,
+            k=K,
+            scale=float(model.learning_rate),
+            init=b.array("init", raw_init[0].copy()),
+        )
     elif qual in (_HGB_REG, _HGB_CLF):
-        if getattr(model, "_preprocessor", None) is not None or getattr(
-            model, "is_categorical_", None
-        ) is not None:
+        if (
+            getattr(model, "_preprocessor", None) is not None
+            or getattr(model, "is_categorical_", None) is not None
+        ):
             raise Refused(f"{cls} with categorical features")
         link = type(model._loss.link).__name__
         if qual == _HGB_REG and link not in ("IdentityLink", "LogLink"):
             raise Refused(f"{cls} with loss {model.loss!r}")
         if qual == _HGB_CLF and type(model._loss).__name__ not in (
-            "HalfBinomialLoss", "HalfMultinomialLoss"):  # fmt: skip
+            "HalfBinomialLoss",
+            "HalfMultinomialLoss",
+        ):
             raise Refused(f"{cls} with loss {model.loss!r}")
         K = int(model.n_trees_per_iteration_)
         for stage in model._predictors:
@@ -458,13 +532,24 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
                 if nd["is_categorical"].any():
                     raise Refused(f"{cls} with categorical splits")
                 leaf = nd["is_leaf"].astype(bool)
-                trees.add(nd["feature_idx"], nd["num_threshold"], np.where(leaf, -1, nd["left"]),
-                          np.where(leaf, -1, nd["right"]), nd["missing_go_to_left"],
-                          nd["value"].reshape(-1, 1), j)  # fmt: skip
+                trees.add(
+                    nd["feature_idx"],
+                    nd["num_threshold"],
+                    np.where(leaf, -1, nd["left"].astype(np.int64)),
+                    np.where(leaf, -1, nd["right"].astype(np.int64)),
+                    nd["missing_go_to_left"],
+                    nd["value"].reshape(-1, 1),
+                    j,
+                )
         baseline = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
         post = "hgb_clf" if qual == _HGB_CLF else "hgb_reg"
-        base.update(post=post, input="float64", k=K, init=b.array("init", baseline),
-                    link="log" if link == "LogLink" else "identity")  # fmt: skip
+        base.update(
+            post=post,
+            input="float64",
+            k=K,
+            init=b.array("init", baseline),
+            link="log" if link == "LogLink" else "identity",
+        )
     else:
         raise Refused(cls)
     trees.store(b)

@@ -88,8 +88,9 @@ def check_equivalence(
     try:
         ref = reference_outputs(pipeline, subset, task)
     except Exception as exc:  # the reference rejects rows the program accepted
-        return fail(f"the pipeline rejected rows the program predicted ({type(exc).__name__})",
-                    fallback)  # fmt: skip
+        return fail(
+            f"the pipeline rejected rows the program predicted ({type(exc).__name__})", fallback
+        )
     if list(got) != list(ref):
         return fail(f"output columns differ: {list(got)} vs {list(ref)}", fallback)
     labels: bool | None = None

@@ -23,10 +23,17 @@ MAX_SLOTS = 1_000_000
 _CLASS_DTYPE = re.compile(r"^(u?int(8|16|32|64)|float64|bool|<U\d{1,6}|object)$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _DTYPES = {
-    "feature": "int64", "threshold": "float64", "left": "int64", "right": "int64",
-    "missing_left": "uint8", "value": "float64", "roots": "int64", "out_col": "int64",
-    "coef": "float64", "intercept": "float64",
-}  # fmt: skip
+    "feature": "int64",
+    "threshold": "float64",
+    "left": "int64",
+    "right": "int64",
+    "missing_left": "uint8",
+    "value": "float64",
+    "roots": "int64",
+    "out_col": "int64",
+    "coef": "float64",
+    "intercept": "float64",
+}
 TREE_POSTS = {"forest_reg", "raw_reg", "hgb_reg", "forest_clf", "tree_clf", "gb_clf", "hgb_clf"}
 CLF_POSTS = {"forest_clf", "tree_clf", "gb_clf", "hgb_clf", "logistic"}
 
@@ -39,7 +46,7 @@ def dump(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
         zf.writestr(info, json.dumps(head, sort_keys=True, allow_nan=False))
         for name in sorted(arrays):
             out = io.BytesIO()
-            np.save(out, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            np.save(out, np.asarray(arrays[name]), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(2000, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, out.getvalue())
@@ -247,11 +254,23 @@ def _validate_model(h: dict[str, Any], a: dict[str, np.ndarray], n_features: int
         return
     if m["kind"] != "trees" or post not in TREE_POSTS:
         raise _fail("model kind")
-    arr = {n: _arr(a, n, _DTYPES[n], 2 if n == "value" else 1) for n in (
-        "feature", "threshold", "left", "right", "missing_left", "value", "roots", "out_col")}  # fmt: skip
+    arr = {
+        n: _arr(a, n, _DTYPES[n], 2 if n == "value" else 1)
+        for n in (
+            "feature",
+            "threshold",
+            "left",
+            "right",
+            "missing_left",
+            "value",
+            "roots",
+            "out_col",
+        )
+    }
     nodes = arr["feature"].shape[0]
-    if nodes == 0 or any(arr[n].shape[0] != nodes for n in ("threshold", "left", "right",
-                                                           "missing_left", "value")):  # fmt: skip
+    if nodes == 0 or any(
+        arr[n].shape[0] != nodes for n in ("threshold", "left", "right", "missing_left", "value")
+    ):
         raise _fail("node arrays differ in length")
     roots, out_col = arr["roots"], arr["out_col"]
     trees = roots.shape[0]
@@ -267,6 +286,8 @@ def _validate_model(h: dict[str, Any], a: dict[str, np.ndarray], n_features: int
     if ((right == -1) != leaf).any():
         raise _fail("a node has one child")
     inner = ~leaf
+    if nodes >= 2**31 - 2:
+        raise _fail("too many nodes")
     for child in (left, right):
         if ((child[inner] <= idx[inner]) | (child[inner] >= end_of[inner])).any():
             raise _fail("child index out of range")
@@ -280,7 +301,7 @@ def _validate_model(h: dict[str, Any], a: dict[str, np.ndarray], n_features: int
         raise _fail("scale")
     width = arr["value"].shape[1]
     if m["width"] == "classes":
-        if post not in ("forest_clf", "tree_clf") or width < n_classes or width < 1:
+        if post not in ("forest_clf", "tree_clf") or width != n_classes:
             raise _fail("value width")
         if (out_col != 0).any():
             raise _fail("output columns")

@@ -78,6 +78,8 @@ def _str_column(series: Any) -> np.ndarray:
 
 
 def _num_value(value: Any) -> float:
+    if type(value) is float:
+        return value
     if value is None:
         return math.nan
     if isinstance(value, (bool, np.bool_)):
@@ -120,6 +122,7 @@ class Program:
                     str(c): i for i, c in enumerate(arrays[op["cats"]].tolist())
                 }
         self._warm = False
+        self._pack: tuple[np.ndarray, ...] | None = None
 
     # ---- public API ----------------------------------------------------------------
 
@@ -146,21 +149,32 @@ class Program:
             "format": FORMAT,
         }
 
-    def warm_up(self) -> None:
-        """Compile the kernels this program uses (once per process)."""
+    def _packed(self) -> tuple[np.ndarray, ...]:
+        if self._pack is None:
+            m, a = self.header["model"], self.arrays
+            self._pack = _kernels().pack(
+                a["feature"], a["left"], a["right"], a["missing_left"], a["threshold"],
+                int(m["nan_mode"]), m["input"] == "float32",
+            )  # fmt: skip
+        return self._pack
+
+    def warm_up(self, batch: bool = True) -> None:
+        """Compile the kernels this program uses (once per process; numba caches nothing
+        on disk). ``batch=False`` compiles only the single-threaded kernels that
+        ``predict_record`` and frames under ``SERIAL_ROWS`` rows use (faster start)."""
         if self._warm:
             return
         model = self.header["model"]
         if model["kind"] == "trees":
             dtype = np.float32 if model["input"] == "float32" else np.float64
             x = np.zeros((1, max(1, len(self.header["model_slots"]))), dtype=dtype)
-            k = _kernels()
-            for fn in (k.accumulate_serial, k.accumulate_parallel):
-                out = np.zeros((1, self.arrays["value"].shape[1]), dtype=np.float64)
-                a = self.arrays
-                fn(x, a["roots"][:1], a["out_col"][:1], a["feature"], a["threshold"],
-                   a["left"], a["right"], a["missing_left"], a["value"],
-                   float(model["scale"]), int(model["nan_mode"]), out)  # fmt: skip
+            k, a = _kernels(), self.arrays
+            nan = (False, True) if self.header["nan_model"] else (False,)
+            modes = (False, True) if batch else (False,)
+            for fn in (k.KERNELS[n, par] for n in nan for par in modes):
+                out = np.zeros((1, a["value"].shape[1]), dtype=np.float64)
+                fn(x, a["roots"][:1], np.zeros(1, dtype=np.int64), *self._packed(), a["value"],
+                   float(model["scale"]), out)  # fmt: skip
         self._warm = True
 
     def predict(self, frame: Any, threads: int | None = None) -> dict[str, Any] | None:
@@ -185,7 +199,8 @@ class Program:
     def predict_record(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
         """One row's outputs (arrays of length 1), or None; no pandas, single-threaded."""
         try:
-            columns: list[Any] = []
+            numbers: list[float] = []
+            texts: list[Any] = []
             for name, kind in self._inputs:
                 if name not in record:
                     return None
@@ -193,9 +208,15 @@ class Program:
                 if kind == "str":
                     if not isinstance(value, str):
                         raise _Fallback
-                    columns.append(value)
+                    texts.append(value)
+                    numbers.append(0.0)
                 else:
-                    columns.append(np.array([_num_value(value)], dtype=np.float64))
+                    texts.append(None)
+                    numbers.append(_num_value(value))
+            vector = np.array(numbers, dtype=np.float64)
+            columns = [
+                vector[j : j + 1] if texts[j] is None else texts[j] for j in range(len(texts))
+            ]
             return self._run(columns, 1, None, serial=True, record=True)
         except _Fallback:
             return None
@@ -283,18 +304,18 @@ class Program:
         if m.get("init") is not None:
             out += a[m["init"]][None, :]
         k = _kernels()
-        args = (x, a["roots"], a["out_col"], a["feature"], a["threshold"], a["left"], a["right"],
-                a["missing_left"], a["value"], float(m["scale"]), int(m["nan_mode"]), out)  # fmt: skip
+        args = (x, a["roots"], a["out_col"], *self._packed(), a["value"], float(m["scale"]), out)
+        nan = bool(self.header["nan_model"]) and bool(np.isnan(x).any())
         if serial:
-            k.accumulate_serial(*args)
+            k.KERNELS[nan, False](*args)
         else:
             import numba
 
             before = numba.get_num_threads()
             if threads is not None:
-                numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+                numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
             try:
-                k.accumulate_parallel(*args)
+                k.KERNELS[nan, True](*args)
             finally:
                 numba.set_num_threads(before)
         return out
@@ -332,7 +353,8 @@ class Program:
             out /= int(m["trees"])
             return self._outputs(self._take(np.argmax(out, axis=1)), out)
         if post == "tree_clf":
-            proba = out[:, : len(self._classes)]  # type: ignore[arg-type]
+            n_classes = 0 if self._classes is None else len(self._classes)
+            proba = out[:, :n_classes]
             normalizer = proba.sum(axis=1)[:, np.newaxis]
             normalizer[normalizer == 0.0] = 1.0
             pred = self._take(np.argmax(out, axis=1))
