@@ -11,8 +11,8 @@ uses the sqlalchemy path:
 * PostgreSQL types outside a reviewed list (``real``, json, uuid, interval, arrays, ...)
   fall back. NUMERIC arrives as text; it is parsed into the same decimal type that
   pyarrow infers for the chunk's Python ``Decimal`` values, then cast to float64 the same way.
-* A column that is NULL in the whole first chunk while more rows follow falls back (the
-  sqlalchemy path decides what happens to it).
+* SQLite: a column that is NULL in the whole first chunk, with values later, falls back
+  (the driver infers types per first batch; the sqlalchemy path decides what happens).
 
 ``MLREPRO_EXTRACT_READER``: ``auto`` (default), ``sqlalchemy`` (never ADBC) or ``adbc``
 (fail instead of falling back: for tests and benchmarks).
@@ -106,6 +106,7 @@ class Plan:
 
     columns: list[str]
     kinds: list[str]  # int64 | double | bool | string | binary | ... | numeric | null
+    inferred: bool = False  # the driver infers types from the data (SQLite)
 
 
 def _column_kinds_pg(schema: Any) -> list[str]:
@@ -299,7 +300,8 @@ def query_schema(db: Opened, sql: str) -> Any:
 def plan_for(db: Opened, columns: list[str], schema: Any, classes: list[Any] | None) -> Plan:
     if db.dialect == "postgresql":
         return Plan(columns, _column_kinds_pg(schema))
-    return Plan(columns, _column_kinds_sqlite(columns, classes or [None] * len(columns)))
+    kinds = _column_kinds_sqlite(columns, classes or [None] * len(columns))
+    return Plan(columns, kinds, inferred=True)
 
 
 def stream_converted(reader: Any, plan: Plan, chunk_size: int, name: str) -> Iterator[Any]:
@@ -317,7 +319,13 @@ def stream_converted(reader: Any, plan: Plan, chunk_size: int, name: str) -> Ite
         if first is None:
             return
         arrays = _convert(first, plan)
-        nulls = [n for n, a in zip(plan.columns, arrays, strict=True) if pa.types.is_null(a.type)]
+        # SQLite's driver infers a column's type from its first batch: one that was all NULL
+        # there (but has values, says the probe) may arrive in any type later.
+        nulls = [
+            n
+            for n, k, a in zip(plan.columns, plan.kinds, arrays, strict=True)
+            if pa.types.is_null(a.type) and k != "null" and plan.inferred
+        ]
         if nulls and first.num_rows >= chunk_size:  # more rows may follow
             raise Fallback(f"column(s) {nulls} are NULL in the whole first chunk")
         batch = pa.RecordBatch.from_arrays(arrays, names=plan.columns)
