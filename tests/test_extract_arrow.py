@@ -124,7 +124,10 @@ def test_sqlite_epoch_times_and_composite_order(tmp_path, monkeypatch) -> None:
     con.commit()
     con.close()
     folder = project(
-        tmp_path / "p", f"sqlite:///{tmp_path / 'db.sqlite'}", "SELECT * FROM t", order_by=["a", "b"]
+        tmp_path / "p",
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "SELECT * FROM t",
+        order_by=["a", "b"],
     )
     assert both(folder, monkeypatch) == 11
 
@@ -160,7 +163,9 @@ def test_sqlite_mixed_storage_classes_fall_back(tmp_path, monkeypatch) -> None:
     folder = project(tmp_path / "p", f"sqlite:///{tmp_path / 'db.sqlite'}", "SELECT * FROM t")
     with pytest.raises(SourceError, match="mixes SQLite storage classes"):
         fingerprint(folder, "adbc", monkeypatch)
-    assert fingerprint(folder, "auto", monkeypatch) == fingerprint(folder, "sqlalchemy", monkeypatch)
+    assert fingerprint(folder, "auto", monkeypatch) == fingerprint(
+        folder, "sqlalchemy", monkeypatch
+    )
 
 
 def test_sqlite_null_first_chunk_falls_back_to_the_same_error(tmp_path, monkeypatch) -> None:
@@ -252,7 +257,9 @@ def test_postgres_unmapped_type_falls_back(tmp_path, monkeypatch, pg_clean_schem
     folder = project(tmp_path / "p", pg_clean_schema.url, "SELECT * FROM events")
     with pytest.raises(SourceError, match="PostgreSQL type float4"):
         fingerprint(folder, "adbc", monkeypatch)
-    assert fingerprint(folder, "auto", monkeypatch) == fingerprint(folder, "sqlalchemy", monkeypatch)
+    assert fingerprint(folder, "auto", monkeypatch) == fingerprint(
+        folder, "sqlalchemy", monkeypatch
+    )
 
 
 @pytest.mark.postgres

@@ -20,12 +20,12 @@ uses the sqlalchemy path:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlrepro.core.manifest import Source
 from mlrepro.errors import DataError, SourceError, UsageError
 from mlrepro.guards.safe_text import first_line
 from mlrepro.redaction import redact
@@ -90,9 +90,7 @@ def adbc_target(url: Any) -> tuple[str, str]:
             raise Fallback("SQLite URL without a plain database file")
         return "sqlite", str(db)
     if backend == "postgresql":
-        return "postgresql", url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
+        return "postgresql", url.set(drivername="postgresql").render_as_string(hide_password=False)
     raise Fallback(f"no ADBC reader for {backend}")
 
 
@@ -111,21 +109,19 @@ class Plan:
 
 def _column_kinds_pg(schema: Any) -> list[str]:
     kinds = []
-    for field in schema:
-        meta = field.metadata or {}
+    for col in schema:
+        meta = col.metadata or {}
         typ = (meta.get(b"POSTGRESQL:type") or b"").decode()
         kind = _PG_TYPES.get(typ)
         if kind is None:
-            raise Fallback(f"column '{field.name}' has PostgreSQL type {typ or field.type}")
+            raise Fallback(f"column '{col.name}' has PostgreSQL type {typ or col.type}")
         kinds.append("numeric" if typ == "numeric" else kind)
     return kinds
 
 
 def sqlite_probe_sql(columns: list[str], inner: str, quote: Callable[[str], str]) -> str:
     """One pass: each column's SQLite storage classes."""
-    parts = [
-        f"group_concat(DISTINCT typeof(mlrepro_src.{quote(c)}))" for c in columns
-    ]
+    parts = [f"group_concat(DISTINCT typeof(mlrepro_src.{quote(c)}))" for c in columns]
     return f"SELECT {', '.join(parts)} FROM ({inner}) AS mlrepro_src"
 
 
@@ -164,9 +160,7 @@ def _decimal_type(text: Any) -> Any:
     frac = pc.max(scale).as_py() or 0
     total = max(whole + frac, 1)
     if total > 76:
-        raise DataError(
-            "a NUMERIC value has more than 76 digits", hint="CAST it in source.query"
-        )
+        raise DataError("a NUMERIC value has more than 76 digits", hint="CAST it in source.query")
     return (pa.decimal128 if total <= 38 else pa.decimal256)(total, frac)
 
 
@@ -254,10 +248,9 @@ class Opened:
 
     def close(self) -> None:
         for obj in (*self.cursors, self.conn):
-            try:
+            # closing a broken connection must not hide the first error
+            with contextlib.suppress(Exception):
                 obj.close()
-            except Exception:  # closing a broken connection must not hide the first error
-                pass
 
 
 def open_adbc(url: Any, secret_free: str) -> Opened:
