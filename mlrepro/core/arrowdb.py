@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,20 @@ _SQLITE_CLASSES = {"integer": "int64", "real": "double", "text": "string", "blob
 
 class Fallback(Exception):
     """The ADBC reader cannot guarantee the sqlalchemy path's snapshot; the reason says why."""
+
+
+class QueryFailed(Fallback):
+    """A query failed before the first batch: the sqlalchemy path reports it its usual way."""
+
+    def error(self) -> SourceError:
+        return SourceError(
+            f"the source query failed: {self}",
+            hint="check source.query (run it in your SQL client) and the table names",
+        )
+
+
+# "INVALID_ARGUMENT: [SQLite] Failed to prepare query: " / "IO: [libpq] ...: ERROR:  "
+_DRIVER_PREFIX = re.compile(r"^[A-Z_]+: \[\w+\] (Failed to \w+ (query|statement): )?(ERROR: +)?")
 
 
 def reader_choice() -> str:
@@ -119,9 +134,11 @@ def _column_kinds_pg(schema: Any) -> list[str]:
     return kinds
 
 
-def sqlite_probe_sql(columns: list[str], inner: str, quote: Callable[[str], str]) -> str:
-    """One pass: each column's SQLite storage classes."""
-    parts = [f"group_concat(DISTINCT typeof(mlrepro_src.{quote(c)}))" for c in columns]
+def sqlite_probe_sql(
+    columns: list[str], inner: str, quote: Callable[[str], str], first: list[str]
+) -> str:
+    """One pass: the ``first`` aggregates, then each column's SQLite storage classes."""
+    parts = [*first, *(f"group_concat(DISTINCT typeof(mlrepro_src.{quote(c)}))" for c in columns)]
     return f"SELECT {', '.join(parts)} FROM ({inner}) AS mlrepro_src"
 
 
@@ -232,12 +249,9 @@ class Opened:
     target: str
     secret_free: str
 
-    def fail(self, exc: Exception) -> SourceError:
-        return SourceError(
-            "the source query failed: "
-            + first_line(_scrub(str(exc), self.target, self.secret_free)),
-            hint="check source.query (run it in your SQL client) and the table names",
-        )
+    def fail(self, exc: Exception) -> QueryFailed:
+        text = first_line(_scrub(str(exc), self.target, self.secret_free))
+        return QueryFailed(_DRIVER_PREFIX.sub("", text))
 
     cursors: list[Any] = field(default_factory=list)
 

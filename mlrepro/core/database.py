@@ -93,6 +93,20 @@ def _sqlite_time_kind(run: Callable[[str], list[Any]], inner: str, ts: str, name
     counts = {kind: (int(n), int(bad or 0)) for kind, n, bad in rows}
     numbers = sum(counts.get(k, (0, 0))[0] for k in ("integer", "real"))
     texts, unreadable = counts.get("text", (0, 0))
+    return sqlite_time_verdict(numbers, texts, unreadable, name)
+
+
+def sqlite_time_counts(ts: str) -> list[str]:
+    """SQL aggregates (numbers, texts, unreadable texts) of a timestamp column, for one pass."""
+    return [
+        f"SUM(typeof({ts}) IN ('integer', 'real'))",
+        f"SUM(typeof({ts}) = 'text')",
+        f"SUM(typeof({ts}) = 'text' AND strftime('{SQLITE_UTC}', {ts}) IS NULL)",
+    ]
+
+
+def sqlite_time_verdict(numbers: int, texts: int, unreadable: int, name: str) -> str:
+    """``epoch`` or ``sqlite_text`` from the counts; DataError for what the cut would drop."""
     if numbers and texts:
         raise DataError(
             f"timestamp column '{name}' mixes numbers ({numbers} rows) and text ({texts} rows)",
@@ -257,6 +271,8 @@ def iter_batches(
                 yield from _arrow_stream(engine, source, secret_free, on_progress)
                 return
             except arrowdb.Fallback as why:
+                if choice == "adbc" and isinstance(why, arrowdb.QueryFailed):
+                    raise why.error() from None
                 if choice == "adbc":
                     raise SourceError(
                         f"{arrowdb.READER_VAR}=adbc, but the ADBC reader cannot read this "
@@ -297,12 +313,11 @@ def _arrow_stream(
         kind, classes = "native", None
         if db.dialect == "sqlite":
             ts = source.timestamp_column
-
-            def run(sql: str) -> list[Any]:
-                return arrowdb.fetch_all(db, sql)
-
-            kind = _sqlite_time_kind(run, inner, q(ts), ts)
-            classes = run(arrowdb.sqlite_probe_sql(columns, inner, q))[0]
+            times = sqlite_time_counts(f"mlrepro_src.{q(ts)}")
+            row = arrowdb.fetch_all(db, arrowdb.sqlite_probe_sql(columns, inner, q, times))[0]
+            numbers, texts, unreadable = (int(v or 0) for v in row[:3])
+            kind = sqlite_time_verdict(numbers, texts, unreadable, ts)  # one pass for both
+            classes = row[3:]
         plan = arrowdb.plan_for(db, columns, schema, list(classes) if classes else None)
         sql, params = build_query(source, engine.dialect, kind)
         head, _, tail = sql.rpartition(":as_of")
