@@ -228,6 +228,9 @@ def _rechunk(batches: Iterator[Any], size: int) -> Iterator[Any]:
     for batch in batches:
         if batch.num_rows == 0:
             continue
+        if not buf and batch.num_rows == size:  # SQLite: the driver's batches fit already
+            yield batch
+            continue
         buf.append(batch)
         held += batch.num_rows
         while held >= size:
