@@ -273,3 +273,16 @@ def test_postgres_wrong_password_never_shown(tmp_path, monkeypatch, pg_clean_sch
         r = run_cli("extract", "-p", folder)
         assert r.code == 5, r.err
         assert secret not in r.err and "wr0ng" not in r.err
+
+
+@pytest.mark.postgres
+def test_postgres_infinite_time_is_an_error_not_a_number(
+    tmp_path, monkeypatch, pg_clean_schema
+) -> None:
+    with pg_clean_schema.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE events (id int, ts timestamptz, t timestamp, y float8)"))
+        conn.execute(sa.text("INSERT INTO events VALUES (1, '2026-01-01', 'infinity', 1)"))
+    folder = project(tmp_path / "p", pg_clean_schema.url, "SELECT * FROM events")
+    for reader in ("adbc", "sqlalchemy"):
+        with pytest.raises(SourceError):
+            fingerprint(folder, reader, monkeypatch)

@@ -210,6 +210,8 @@ def _convert(batch: Any, plan: Plan) -> list[Any]:
             continue
         if kind == "numeric":
             arr = _numeric(arr, name)
+        elif kind in _PY_RANGE:
+            _check_range(arr, name, kind)
         else:
             if isinstance(arr, pa.ExtensionArray):
                 arr = arr.storage
@@ -217,6 +219,31 @@ def _convert(batch: Any, plan: Plan) -> list[Any]:
                 arr = arr.cast(kind)
         out.append(arr)
     return out
+
+
+# Python datetimes hold years 1-9999: psycopg refuses anything else (infinity, year 10000),
+# and ADBC would hand over overflowed numbers for them.
+_PY_RANGE = {
+    "timestamp[us]": ("int64", -62135596800000000, 253402300799999999),
+    "timestamp[us, tz=UTC]": ("int64", -62135596800000000, 253402300799999999),
+    "date32[day]": ("int32", -719162, 2932896),
+}
+
+
+def _check_range(arr: Any, name: str, kind: str) -> None:
+    import pyarrow.compute as pc
+
+    storage, low, high = _PY_RANGE[kind]
+    if str(arr.type) != kind:
+        raise Fallback(f"column '{name}' arrived as {arr.type}, not {kind}")
+    bounds = pc.min_max(arr.view(storage))
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    if lo is not None and (lo < low or hi > high):
+        raise SourceError(
+            f"the source query failed: column '{name}' holds a time outside the years "
+            "1-9999 (infinity?), which the snapshot cannot represent",
+            hint=f"filter or CAST column '{name}' in source.query",
+        )
 
 
 def _rechunk(batches: Iterator[Any], size: int) -> Iterator[Any]:
@@ -343,7 +370,7 @@ def stream_converted(reader: Any, plan: Plan, chunk_size: int, name: str) -> Ite
         yield batch
         for raw in chunks:
             yield _conform(_convert(raw, plan), plan.columns, schema)
-    except (Fallback, DataError):
+    except (Fallback, DataError, SourceError):
         raise
     except Exception as exc:  # a driver error while streaming
         raise SourceError(

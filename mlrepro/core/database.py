@@ -267,10 +267,18 @@ def iter_batches(
     try:
         choice = arrowdb.reader_choice()
         if choice != "sqlalchemy":
-            try:  # raises Fallback only before it yields the first batch
-                yield from _arrow_stream(engine, source, secret_free, on_progress)
+            started = False
+            try:
+                for batch in _arrow_stream(engine, source, secret_free, on_progress):
+                    started = True
+                    yield batch
                 return
             except arrowdb.Fallback as why:
+                if started:  # never start over once a batch went out (not expected to happen)
+                    raise SourceError(
+                        f"the ADBC reader stopped part-way: {why}",
+                        hint=f"set {arrowdb.READER_VAR}=sqlalchemy",
+                    ) from None
                 if choice == "adbc" and isinstance(why, arrowdb.QueryFailed):
                     raise why.error() from None
                 if choice == "adbc":
