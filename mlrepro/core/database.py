@@ -1,7 +1,9 @@
 """Reading the source database: the as-of query, a deterministic order, arrow batches.
 
 The only place that connects for the extract stage. sqlalchemy and pyarrow are imported
-inside the functions (the CLI starts without them).
+inside the functions (the CLI starts without them). SQLite and PostgreSQL are read through
+ADBC drivers when installed (``core.arrowdb``: the same batches, built without a Python
+object per value); the sqlalchemy reader below is the fallback and the reference.
 """
 
 from __future__ import annotations
