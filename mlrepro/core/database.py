@@ -1,7 +1,9 @@
 """Reading the source database: the as-of query, a deterministic order, arrow batches.
 
 The only place that connects for the extract stage. sqlalchemy and pyarrow are imported
-inside the functions (the CLI starts without them).
+inside the functions (the CLI starts without them). SQLite and PostgreSQL are read through
+ADBC drivers when installed (``core.arrowdb``: the same batches, built without a Python
+object per value); the sqlalchemy reader below is the fallback and the reference.
 """
 
 from __future__ import annotations
@@ -49,6 +51,18 @@ def _probe(conn: Any, source: Source, dialect_name: str) -> tuple[list[str], str
     q = conn.dialect.identifier_preparer.quote
     result = conn.execute(sa.text(f"SELECT * FROM ({inner}) AS mlrepro_src WHERE 1 = 0"))
     columns = list(result.keys())
+    _check_columns(columns, source)
+    kind = "native"
+    if dialect_name == "sqlite":
+
+        def run(sql: str) -> list[Any]:
+            return [tuple(r) for r in conn.execute(sa.text(sql)).all()]
+
+        kind = _sqlite_time_kind(run, inner, q(source.timestamp_column), source.timestamp_column)
+    return columns, kind
+
+
+def _check_columns(columns: list[str], source: Source) -> None:
     missing = [c for c in (source.timestamp_column, *source.order_by) if c not in columns]
     if missing:
         import difflib
@@ -65,30 +79,36 @@ def _probe(conn: Any, source: Source, dialect_name: str) -> tuple[list[str], str
             hint=("did you mean " + ", ".join(close) + "? " if close else "")
             + "fix source.timestamp_column / source.order_by, or select those columns",
         )
-    kind = "native"
-    if dialect_name == "sqlite":
-        kind = _sqlite_time_kind(conn, inner, q(source.timestamp_column), source.timestamp_column)
-    return columns, kind
 
 
-def _sqlite_time_kind(conn: Any, inner: str, ts: str, name: str) -> str:
+def _sqlite_time_kind(run: Callable[[str], list[Any]], inner: str, ts: str, name: str) -> str:
     """``epoch`` or ``sqlite_text``; refuse values the as_of cut would silently drop.
 
     SQLite has no time type: a text value it cannot read (``01/02/2024``, an offset without
     a colon) compares as NULL, and text never compares below a number, so such rows would
     vanish from the snapshot without a word.
     """
-    import sqlalchemy as sa
-
-    rows = conn.execute(
-        sa.text(
-            f"SELECT typeof({ts}), COUNT(*), SUM(strftime('{SQLITE_UTC}', {ts}) IS NULL) "
-            f"FROM ({inner}) AS mlrepro_src WHERE {ts} IS NOT NULL GROUP BY typeof({ts})"
-        )
-    ).all()
+    rows = run(
+        f"SELECT typeof({ts}), COUNT(*), SUM(strftime('{SQLITE_UTC}', {ts}) IS NULL) "
+        f"FROM ({inner}) AS mlrepro_src WHERE {ts} IS NOT NULL GROUP BY typeof({ts})"
+    )
     counts = {kind: (int(n), int(bad or 0)) for kind, n, bad in rows}
     numbers = sum(counts.get(k, (0, 0))[0] for k in ("integer", "real"))
     texts, unreadable = counts.get("text", (0, 0))
+    return sqlite_time_verdict(numbers, texts, unreadable, name)
+
+
+def sqlite_time_counts(ts: str) -> list[str]:
+    """SQL aggregates (numbers, texts, unreadable texts) of a timestamp column, for one pass."""
+    return [
+        f"SUM(typeof({ts}) IN ('integer', 'real'))",
+        f"SUM(typeof({ts}) = 'text')",
+        f"SUM(typeof({ts}) = 'text' AND strftime('{SQLITE_UTC}', {ts}) IS NULL)",
+    ]
+
+
+def sqlite_time_verdict(numbers: int, texts: int, unreadable: int, name: str) -> str:
+    """``epoch`` or ``sqlite_text`` from the counts; DataError for what the cut would drop."""
     if numbers and texts:
         raise DataError(
             f"timestamp column '{name}' mixes numbers ({numbers} rows) and text ({texts} rows)",
@@ -242,9 +262,33 @@ def iter_batches(
     """Yield arrow RecordBatches of the as-of snapshot, ``chunk_size`` rows at a time."""
     import sqlalchemy as sa
 
+    from mlrepro.core import arrowdb
+
     secret_free = redact(source.url)
     engine = engine_for(resolve_url(source.url, root), secret_free)
     try:
+        choice = arrowdb.reader_choice()
+        if choice != "sqlalchemy":
+            started = False
+            try:
+                for batch in _arrow_stream(engine, source, secret_free, on_progress):
+                    started = True
+                    yield batch
+                return
+            except arrowdb.Fallback as why:
+                if started:  # never start over once a batch went out (not expected to happen)
+                    raise SourceError(
+                        f"the ADBC reader stopped part-way: {why}",
+                        hint=f"set {arrowdb.READER_VAR}=sqlalchemy",
+                    ) from None
+                if choice == "adbc" and isinstance(why, arrowdb.QueryFailed):
+                    raise why.error() from None
+                if choice == "adbc":
+                    raise SourceError(
+                        f"{arrowdb.READER_VAR}=adbc, but the ADBC reader cannot read this "
+                        f"source exactly like the sqlalchemy reader: {why}",
+                        hint=f"unset {arrowdb.READER_VAR} to fall back automatically",
+                    ) from None
         try:
             conn = engine.connect()
         except sa.exc.DBAPIError as exc:  # server down, wrong password, unknown database...
@@ -259,3 +303,50 @@ def iter_batches(
                 ) from None
     finally:
         engine.dispose()
+
+
+def _arrow_stream(
+    engine: Any, source: Source, secret_free: str, on_progress: Callable[[int], None] | None
+) -> Iterator[Any]:
+    """The as-of snapshot through an ADBC driver, batch for batch what ``_stream`` yields."""
+    from mlrepro.core import arrowdb
+
+    db = arrowdb.open_adbc(engine.url, secret_free)
+    try:
+        inner = source.query.strip().rstrip(";")
+        q = engine.dialect.identifier_preparer.quote
+        if db.dialect == "postgresql":
+            arrowdb.fetch_all(db, "SET TIME ZONE 'UTC'")
+        schema = arrowdb.query_schema(db, f"SELECT * FROM ({inner}) AS mlrepro_src WHERE 1 = 0")
+        columns = list(schema.names)
+        _check_columns(columns, source)
+        kind, classes = "native", None
+        if db.dialect == "sqlite":
+            ts = source.timestamp_column
+            times = sqlite_time_counts(f"mlrepro_src.{q(ts)}")
+            row = arrowdb.fetch_all(db, arrowdb.sqlite_probe_sql(columns, inner, q, times))[0]
+            numbers, texts, unreadable = (int(v or 0) for v in row[:3])
+            kind = sqlite_time_verdict(numbers, texts, unreadable, ts)  # one pass for both
+            classes = row[3:]
+        plan = arrowdb.plan_for(db, columns, schema, list(classes) if classes else None)
+        sql, params = build_query(source, engine.dialect, kind)
+        head, _, tail = sql.rpartition(":as_of")
+        value = params["as_of"]
+        if db.dialect == "postgresql":  # a typed parameter, as psycopg sends a datetime
+            sql, value = head + "CAST($1 AS TIMESTAMPTZ)" + tail, value.isoformat()
+        else:
+            sql = head + "?" + tail
+        reader = arrowdb.query_arrow(db, sql, (value,), source.chunk_size)
+        keys = KeyCheck(source.order_by)
+        empty = True
+        for batch in arrowdb.stream_converted(reader, plan, source.chunk_size, "source.query"):
+            empty = False
+            keys.update(batch)
+            if on_progress:
+                on_progress(batch.num_rows)
+            yield batch
+        if empty:
+            yield _to_batch([], columns, None)
+        keys.check()
+    finally:
+        db.close()
