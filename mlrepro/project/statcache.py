@@ -71,7 +71,7 @@ class StatCache:
                             and len(value) == 6
                             and all(type(v) is int for v in sig)
                         ):
-                            entries[key] = (tuple(sig), digest)  # type: ignore[assignment]
+                            entries[key] = (tuple(sig), digest)
         self._entries = entries
         return entries
 
