@@ -69,8 +69,9 @@ class Scorer:
 
     def certainly_valid(self, X: pd.DataFrame) -> bool:
         """Every row passes the CLI's fast rules, numbers already float64 (False: ask pandera)."""
+        dtypes = dict(zip(X.columns, X.dtypes, strict=True))  # X[n] per column costs ~0.1 ms
         numbers = (n for n, kind, *_ in self.bundle.contract.plan() if kind == "number")
-        if any(X[n].dtype != np.float64 for n in numbers):
+        if any(dtypes[n] != np.float64 for n in numbers):
             return False
         return fast_validate(X, self.bundle.contract) is not None
 
