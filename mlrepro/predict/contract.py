@@ -189,6 +189,38 @@ def fast_validate(chunk: pd.DataFrame, contract: Contract) -> pd.DataFrame | Non
     return chunk.assign(**coerced) if coerced else chunk
 
 
+def columns_certainly_valid(columns: dict[str, Any], contract: Contract) -> bool:
+    """Whether ``fast_validate`` would pass a frame of these raw columns, decided without
+    building pandas objects (a one-row batch of ``serve``/``stream`` spends more on Series
+    than on the check).
+
+    Stricter, never looser: numbers must already be float64 arrays, category (``isin``)
+    values ``str`` or None, any other kind makes it answer False. False only means "ask
+    ``fast_validate``" (and then pandera), so verdicts and reasons stay the validator's.
+    """
+    for name, kind, nullable, allowed in contract.plan():
+        values = columns.get(name)
+        if values is None:
+            return False
+        if kind == "number":
+            if not isinstance(values, np.ndarray) or values.dtype != np.float64:
+                return False
+            if np.isinf(values).any() or (not nullable and np.isnan(values).any()):
+                return False
+        elif kind == "isin":
+            if not all(isinstance(a, str) for a in allowed):
+                return False
+            ok = set(allowed)
+            for v in values:
+                if v is None and nullable:
+                    continue
+                if type(v) is not str or v not in ok:
+                    return False
+        else:
+            return False
+    return True
+
+
 def _rule(check: Any) -> str:
     text = str(check)
     if text == "not_nullable":

@@ -207,8 +207,8 @@ def create_app(bundle: "Bundle | ModelHolder", *, max_batch: int = 1000) -> Fast
         )
 
     def answer(served: Served, batch: Any) -> Response:
-        frame, ids = served.models.frame(batch)
-        scored = served.scorer.score(frame, ids)
+        frame, ids, columns = served.models.frame_and_columns(batch)
+        scored = served.scorer.score(frame, ids, columns)
         if scored.rejects:
             return invalid_response(issues_from_reasons(scored.rejects), len(frame))
         rows: Any = scored.rows

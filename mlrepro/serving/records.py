@@ -210,6 +210,13 @@ class RequestModels:
 
     def frame(self, batch: Any) -> tuple[pd.DataFrame, dict[str, list[Any]]]:
         """(input columns in model order, id columns present) from a validated batch."""
+        frame, ids, _ = self.frame_and_columns(batch)
+        return frame, ids
+
+    def frame_and_columns(
+        self, batch: Any
+    ) -> tuple[pd.DataFrame, dict[str, list[Any]], dict[str, Any]]:
+        """``frame`` and the raw input columns it was built from (numbers as float64)."""
         import numpy as np
         import pandas as pd
 
@@ -229,7 +236,7 @@ class RequestModels:
             for c in self.ids
             if values[c.name] is not None and any(v is not None for v in values[c.name])
         }
-        return frame, ids
+        return frame, ids, data
 
 
 def _shape(value: Any) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlrepro.predict.contract import fast_validate
+from mlrepro.predict.contract import columns_certainly_valid, fast_validate
 from mlrepro.predict.scoring import output_columns, predict_frame
 
 if TYPE_CHECKING:
@@ -46,8 +46,17 @@ class Scorer:
         proba = hasattr(pipeline, "predict_proba")
         self.output_names = output_columns(task, getattr(pipeline, "classes_", None), proba)
 
-    def score(self, frame: pd.DataFrame, ids: Mapping[str, Sequence[Any]] | None = None) -> Scored:
-        """Predict every valid row of ``frame`` (input columns, RangeIndex)."""
+    def score(
+        self,
+        frame: pd.DataFrame,
+        ids: Mapping[str, Sequence[Any]] | None = None,
+        columns: dict[str, Any] | None = None,
+    ) -> Scored:
+        """Predict every valid row of ``frame`` (input columns, RangeIndex).
+
+        ``columns``: the raw columns ``frame`` was built from (``RecordModels``); when they
+        certainly pass the fast rules, the frame is not checked again.
+        """
         ids = ids or {}
         if len(frame) == 0:
             return Scored([], [])
@@ -55,7 +64,10 @@ class Scorer:
         # Values past float32 are valid input that some models refuse: they are rejected
         # with the model's reason, so numpy's overflow warning would only be noise.
         with np.errstate(over="ignore"):
-            if self.fast_path and self.certainly_valid(X):
+            if self.fast_path and (
+                (columns is not None and columns_certainly_valid(columns, self.bundle.contract))
+                or self.certainly_valid(X)
+            ):
                 try:
                     out = self._predict(X)
                 except ValueError:
