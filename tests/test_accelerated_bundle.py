@@ -310,17 +310,17 @@ def request_models(diabetes):
     return bundle, models, TypeAdapter(models.batch)
 
 
-# mostly valid values, so both answers of certain_record occur
+# mostly valid values (the request models refuse the rest)
 _NUMBERS = [0, 1, -3, 2.5, 0.1, 7, None, float("nan"), float("inf"), True, "1", "east"]
 _CLINICS = ["east", "north", "south", "west", "east", "mars", None, 1, 2.5, True, ""]
 
 
-def test_certain_record_never_passes_what_the_frame_rules_reject(request_models):
+def test_one_record_columns_never_pass_what_the_frame_rules_reject(request_models):
     from hypothesis import given, settings
     from hypothesis import strategies as st
     from pydantic import ValidationError
 
-    from mlrepro.predict.contract import certain_record, fast_validate
+    from mlrepro.predict.contract import columns_certainly_valid, fast_validate
 
     bundle, models, adapter = request_models
     names = list(bundle.metadata.input_columns)
@@ -342,18 +342,22 @@ def test_certain_record_never_passes_what_the_frame_rules_reject(request_models)
             batch = adapter.validate_python([record])
         except ValidationError:
             return
-        values, _ = models.single(batch)
+        _, columns, _ = models.single(batch)
         frame, _ = models.frame(batch)
-        certain = certain_record(values, bundle.contract)
+        certain = columns_certainly_valid(columns, bundle.contract)
         seen[certain] += 1
         if certain:
             assert fast_validate(frame, bundle.contract) is not None
 
     check()
     assert seen[True] > 10, seen  # (the request models already refuse most others)
-    good = {n: 1.0 for n in names} | {"clinic": "east"}
-    assert certain_record(good, bundle.contract)
-    for n, bad in [("age", None), ("age", float("inf")), ("age", True), ("clinic", "mars"),
+
+    def one(**values):
+        cols = {n: np.array([1.0]) for n in names} | {"clinic": ["east"]}
+        return cols | {k: np.array([v]) if k != "clinic" else [v] for k, v in values.items()}
+
+    assert columns_certainly_valid(one(), bundle.contract)
+    for n, bad in [("age", float("nan")), ("age", float("inf")), ("clinic", "mars"),
                    ("clinic", 1), ("s1", "1")]:  # fmt: skip
-        assert not certain_record({**good, n: bad}, bundle.contract), (n, bad)
-    assert certain_record({**good, "bmi": None}, bundle.contract)  # nullable in training
+        assert not columns_certainly_valid(one(**{n: bad}), bundle.contract), (n, bad)
+    assert columns_certainly_valid(one(bmi=float("nan")), bundle.contract)  # nullable

@@ -6,9 +6,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console as RichConsole
-from rich.table import Table
-
 from mlrepro.errors import MlreproError
 from mlrepro.guards.safe_text import printable
 
@@ -30,9 +27,14 @@ def echo(text: object = "", err: bool = False) -> None:
     stream.write(printable(text) + "\n")
 
 
-def print_error(exc: MlreproError) -> None:
+def _rich(stderr: bool = False) -> Any:
+    from rich.console import Console as RichConsole  # imported only when something prints
 
-    err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
+    return RichConsole(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_error(exc: MlreproError) -> None:
+    err = _rich(stderr=True)
     err.print(f"[bold red]error:[/] {safe(exc.message)}", markup=True, emoji=False)
     if exc.hint:
         err.print(f"  [yellow]hint:[/] {safe(exc.hint)}", markup=True, emoji=False)
@@ -41,9 +43,21 @@ def print_error(exc: MlreproError) -> None:
 class Console:
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
-        self.out = RichConsole(highlight=False, soft_wrap=True)
-        self.err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
+        self._out: Any = None
+        self._err: Any = None
         self._progress: Any = None
+
+    @property
+    def out(self) -> Any:
+        if self._out is None:
+            self._out = _rich()
+        return self._out
+
+    @property
+    def err(self) -> Any:
+        if self._err is None:
+            self._err = _rich(stderr=True)
+        return self._err
 
     def _print(self, text: str) -> None:
         if not self.quiet:  # markup is ours; every value in it went through safe()
@@ -112,6 +126,8 @@ class Console:
         )
 
     def status(self, manifest: Any, states: list[Any]) -> None:
+        from rich.table import Table
+
         table = Table(title=safe(manifest.name))
         table.add_column("stage")
         table.add_column("state")

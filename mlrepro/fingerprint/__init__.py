@@ -8,10 +8,33 @@ pandas, pyarrow and scikit-learn are never imported at module level (the CLI mus
 fast); numpy and pyarrow are imported inside the functions that need them.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from mlrepro.fingerprint.canonical import canonical_json, fingerprint_params
 from mlrepro.fingerprint.digest import PREFIX, hash_bytes, hash_file
-from mlrepro.fingerprint.frames import FrameHasher, fingerprint_frame
-from mlrepro.fingerprint.models import EXECUTION_ONLY_PARAMS, fingerprint_model
+
+if TYPE_CHECKING:
+    from mlrepro.fingerprint.frames import FrameHasher, fingerprint_frame
+    from mlrepro.fingerprint.models import EXECUTION_ONLY_PARAMS, fingerprint_model
+
+# frames and models load on first use: planning (status, a no-op run) needs neither
+_LAZY = {
+    "FrameHasher": "frames",
+    "fingerprint_frame": "frames",
+    "EXECUTION_ONLY_PARAMS": "models",
+    "fingerprint_model": "models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"mlrepro.fingerprint.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mlrepro.fingerprint' has no attribute {name!r}")
+
 
 # The encoding of every fingerprint (canonical JSON, frames, models). Bump it, and keep the
 # old encoding readable, whenever a fingerprint of the same content would change; the golden

@@ -57,7 +57,9 @@ def assess(
 ) -> StageState:
     """Compare the manifest and upstream records with the lock record of one stage.
 
-    ``intact(record) -> bool`` checks an output artifact on disk (hash of its bytes).
+    ``intact(record) -> bool`` checks an output artifact on disk (its bytes hash to the
+    recorded ``file_hash``; the runner passes ``Store.is_unchanged``, which may answer from
+    the stat cache, see ``project/statcache.py``).
     """
     params = stage_params(stage, m)
     params_fp = fingerprint_params(params)

@@ -15,7 +15,6 @@ from typing import Any
 
 from mlrepro.core import interrupt
 from mlrepro.core.manifest import Manifest
-from mlrepro.environment import record as env
 from mlrepro.errors import UsageError
 from mlrepro.fingerprint import hash_file
 from mlrepro.pipeline import plan
@@ -91,20 +90,25 @@ class Runner:
                     f"predict input {self.m.predict.input} does not exist",
                     hint="fix predict.input in the manifest, or remove the predict section",
                 )
-            return {"input": hash_file(path)}
+            return {"input": self.store.hashes.hash_file(path)}
         return {"input": f"query@{_now()}"}  # a query's result may change: always rerun
 
     def assess(self, stage: str) -> plan.StageState:
-        return plan.assess(stage, self.m, self.lock, self.store.is_intact, self.extra_inputs(stage))
+        return plan.assess(
+            stage, self.m, self.lock, self.store.is_unchanged, self.extra_inputs(stage)
+        )
 
     def status(self) -> list[plan.StageState]:
-        return [self.assess(s) for s in plan.stages_for(self.m)]
+        states = [self.assess(s) for s in plan.stages_for(self.m)]
+        self.store.hashes.save()
+        return states
 
     # ------------------------------------------------------------------ running
     def run(self, stages: list[str] | None = None, *, force: bool = False) -> list[StageResult]:
         results = []
         for stage in stages or plan.stages_for(self.m):
             results.append(self.run_stage(stage, force=force))
+        self.store.hashes.save()
         return results
 
     def run_stage(self, stage: str, *, force: bool = False) -> StageResult:
@@ -150,6 +154,8 @@ class Runner:
         outputs, details = STAGES[stage].execute(self)
         duration = time.perf_counter() - t0
         if self._env is None:
+            from mlrepro.environment import record as env
+
             self._env = env.capture(self.m.plugins)
         record = {
             "key": state.key,

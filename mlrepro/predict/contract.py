@@ -8,8 +8,6 @@ validates one chunk (a vectorised fast path, pandera only when a chunk may be in
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,13 +68,6 @@ class Contract:
             doc = yaml.safe_load(self.schema_yaml) or {}
             self._training = {str(c) for c in (doc.get("columns") or {})}
         return self._training
-
-    def allowed_text(self, name: str, allowed: Any) -> frozenset[str]:
-        """The text values among a column's allowed categories (cached per column)."""
-        cache = self.__dict__.setdefault("_allowed_text", {})
-        if name not in cache:
-            cache[name] = frozenset(v for v in allowed if type(v) is str)
-        return cache[name]
 
     def plan(self) -> list[tuple[str, str, bool, Any]]:
         """Per column (name, kind, nullable, allowed values) for the vectorized fast path."""
@@ -198,26 +189,34 @@ def fast_validate(chunk: pd.DataFrame, contract: Contract) -> pd.DataFrame | Non
     return chunk.assign(**coerced) if coerced else chunk
 
 
-def certain_record(values: Mapping[str, Any], contract: Contract) -> bool:
-    """``fast_validate``'s rules for one record of plain values (serve's one-record path).
+def columns_certainly_valid(columns: dict[str, Any], contract: Contract) -> bool:
+    """Whether ``fast_validate`` would pass a frame of these raw columns, decided without
+    building pandas objects (a one-row batch of ``serve``/``stream`` spends more on Series
+    than on the check).
 
-    Stricter still: True only for values whose verdict cannot depend on pandas' coercions
-    (numbers as float/int, categories as str); anything else returns False and the record
-    takes the frame path, so a True here is always a pass there too.
+    Stricter, never looser: numbers must already be float64 arrays, category (``isin``)
+    values ``str`` or None, any other kind makes it answer False. False only means "ask
+    ``fast_validate``" (and then pandera), so verdicts and reasons stay the validator's.
     """
     for name, kind, nullable, allowed in contract.plan():
-        value = values.get(name)
-        if value is None or (type(value) is float and math.isnan(value)):
-            if not nullable:
-                return False
-            continue
+        values = columns.get(name)
+        if values is None:
+            return False
         if kind == "number":
-            if type(value) not in (float, int) or not math.isfinite(value):
+            if not isinstance(values, np.ndarray) or values.dtype != np.float64:
+                return False
+            if np.isinf(values).any() or (not nullable and np.isnan(values).any()):
                 return False
         elif kind == "isin":
-            if type(value) is not str or value not in contract.allowed_text(name, allowed):
+            if not all(isinstance(a, str) for a in allowed):
                 return False
-        elif kind != "any":
+            ok = set(allowed)
+            for v in values:
+                if v is None and nullable:
+                    continue
+                if type(v) is not str or v not in ok:
+                    return False
+        else:
             return False
     return True
 

@@ -23,6 +23,7 @@ from mlrepro.errors import ArtifactError
 from mlrepro.fingerprint import hash_file
 from mlrepro.project import formats as safe_model
 from mlrepro.project.paths import check_store
+from mlrepro.project.statcache import StatCache
 
 STORE_DIR = ".mlrepro"
 
@@ -82,6 +83,10 @@ class Store:
     created: list[Path] = field(default_factory=list, repr=False)  # placed by this process
     # False: a pickled model is never loaded (verify of a project someone else made)
     allow_pickles: bool = True
+    hashes: StatCache = field(init=False, repr=False)  # planning only: see statcache.py
+
+    def __post_init__(self) -> None:
+        self.hashes = StatCache(self.root, STORE_DIR)
 
     @property
     def objects(self) -> Path:
@@ -255,6 +260,14 @@ class Store:
             return True
         path = self.root / record["path"]
         return path.is_file() and hash_file(path) == str(record["file_hash"])
+
+    def is_unchanged(self, record: dict[str, Any]) -> bool:
+        """``is_intact`` for planning: a file whose stat signature is the one it had when it
+        was last hashed is not read again (``statcache``). Loading still hashes the bytes."""
+        if "path" not in record:
+            return True
+        path = self.root / record["path"]
+        return path.is_file() and self.hashes.hash_file(path) == str(record["file_hash"])
 
     def prune(self, keep: set[str]) -> int:
         """Delete objects not named in ``keep`` (relative posix paths); returns how many."""

@@ -241,8 +241,8 @@ class Consumer:
         if not records:
             return {}
         try:
-            frame, id_values = self.models.frame(records)
-            scored = self.scorer.score(frame, id_values)
+            frame, id_values, columns = self.models.frame_and_columns(records)
+            scored = self.scorer.score(frame, id_values, columns)
             if self.holder.following and scored.rows and not scored.rejects:
                 self.holder.remember(frame)
         except Exception as exc:  # noqa: BLE001 - a bug or an odd record: find out which

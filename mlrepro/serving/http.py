@@ -216,12 +216,12 @@ def create_app(bundle: "Bundle | ModelHolder", *, max_batch: int = 1000) -> Fast
         one = served.models.single(batch)  # one record: no DataFrame when the program scores
         scored = served.scorer.score_one(*one) if one is not None else None
         if scored is None:
-            frame, ids = served.models.frame(batch)
-            scored = served.scorer.score(frame, ids)
+            frame, ids, columns = served.models.frame_and_columns(batch)
+            scored = served.scorer.score(frame, ids, columns)
             if scored.rejects:
                 return invalid_response(issues_from_reasons(scored.rejects), len(frame))
         else:
-            ids = one[1]  # type: ignore[index]
+            ids = one[2]  # type: ignore[index]
         count = len(batch) if isinstance(batch, list) else len(scored.positions)
         rows: Any = scored.rows
         if not isinstance(batch, list):

@@ -208,17 +208,36 @@ class RequestModels:
             )
         return value
 
-    def single(self, batch: Any) -> tuple[dict[str, Any], dict[str, list[Any]]] | None:
-        """(input values by column, id columns present) of a one-record list, else None."""
+    def single(
+        self, batch: Any
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]] | None:
+        """Of a one-record list: (input values, the same as one-row columns with numbers
+        as float64 like ``frame_and_columns``, id columns present); else None."""
+        import numpy as np
+
         if not isinstance(batch, list) or len(batch) != 1:
             return None
         row = batch[0].__dict__
         values = {c.name: row[f"c{i}"] for i, c in enumerate(self.columns)}
         ids = {c.name: [values[c.name]] for c in self.ids if values[c.name] is not None}
-        return {c.name: values[c.name] for c in self.inputs}, ids
+        inputs = {c.name: values[c.name] for c in self.inputs}
+        columns = {
+            c.name: np.array([inputs[c.name]], dtype="float64")
+            if c.kind == "number"
+            else [inputs[c.name]]
+            for c in self.inputs
+        }
+        return inputs, columns, ids
 
     def frame(self, batch: Any) -> tuple[pd.DataFrame, dict[str, list[Any]]]:
         """(input columns in model order, id columns present) from a validated batch."""
+        frame, ids, _ = self.frame_and_columns(batch)
+        return frame, ids
+
+    def frame_and_columns(
+        self, batch: Any
+    ) -> tuple[pd.DataFrame, dict[str, list[Any]], dict[str, Any]]:
+        """``frame`` and the raw input columns it was built from (numbers as float64)."""
         import numpy as np
         import pandas as pd
 
@@ -238,7 +257,7 @@ class RequestModels:
             for c in self.ids
             if values[c.name] is not None and any(v is not None for v in values[c.name])
         }
-        return frame, ids
+        return frame, ids, data
 
 
 def _shape(value: Any) -> str:

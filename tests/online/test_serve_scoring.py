@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlrepro import load_bundle
+from mlrepro.predict.contract import columns_certainly_valid, fast_validate
 from mlrepro.serving.records import RequestModels
 from mlrepro.serving.scoring import Scorer
 
@@ -31,8 +32,9 @@ NUMBERS = st.one_of(
 )
 
 
-def frames(bundle, max_rows: int = 6):
-    """Frames as the API builds them (float64 numbers; text or None in text columns)."""
+def frames(bundle, max_rows: int = 6, raw: bool = False):
+    """Frames as the API builds them (float64 numbers; text or None in text columns);
+    ``raw``: (frame, the columns it was built from)."""
     columns = {}
     for spec in bundle.columns:
         if spec.categories:
@@ -48,7 +50,7 @@ def frames(bundle, max_rows: int = 6):
         for spec in bundle.columns:
             values = [draw(columns[spec.name]) for _ in range(n)]
             data[spec.name] = np.array(values, "float64") if not spec.categories else values
-        return pd.DataFrame(data)
+        return (pd.DataFrame(data), data) if raw else pd.DataFrame(data)
 
     return build()
 
@@ -70,6 +72,27 @@ def test_verdicts_and_reasons_are_the_cli_validators(request, name, examples):
         model_rejected = {p for p, why in scored.rejects.items() if "model rejected" in why}
         assert {p: w for p, w in scored.rejects.items() if p not in model_rejected} == reasons
         assert scored.positions == [i for i in range(len(frame)) if i not in scored.rejects]
+
+    agree()
+
+
+@pytest.mark.parametrize(("name", "examples"), [("diabetes", 20), ("cancer", 8)])
+def test_the_raw_column_check_is_never_looser_than_the_validator(request, name, examples):
+    bundle = request.getfixturevalue(name)
+    scorer = Scorer(bundle)
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(case=frames(bundle, raw=True))
+    def agree(case):
+        frame, columns = case
+        if columns_certainly_valid(columns, bundle.contract):
+            assert fast_validate(frame, bundle.contract) is not None
+            assert not bundle.validate(frame).reasons
+        with np.errstate(over="ignore"):
+            with_columns, without = scorer.score(frame, None, columns), scorer.score(frame)
+        assert with_columns.rejects == without.rejects
+        assert with_columns.positions == without.positions
+        assert with_columns.rows == without.rows
 
     agree()
 
