@@ -8,7 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from accel_helpers import fit_pipeline, frame_of, need_numba, target_of
+from accel_helpers import (  # noqa: F401 (example_pipelines is a fixture)
+    example_pipelines,
+    fit_pipeline,
+    frame_of,
+    need_numba,
+    target_of,
+)
 
 need_numba()
 
