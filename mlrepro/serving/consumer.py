@@ -241,10 +241,13 @@ class Consumer:
         if not records:
             return {}
         try:
-            frame, id_values, columns = self.models.frame_and_columns(records)
-            scored = self.scorer.score(frame, id_values, columns)
+            one = self.models.single(records)  # batch 1: no DataFrame when the program scores
+            scored = self.scorer.score_one(*one) if one is not None else None
+            if scored is None:
+                frame, id_values, columns = self.models.frame_and_columns(records)
+                scored = self.scorer.score(frame, id_values, columns)
             if self.holder.following and scored.rows and not scored.rejects:
-                self.holder.remember(frame)
+                self.holder.remember(self.models.frame(records)[0])
         except Exception as exc:  # noqa: BLE001 - a bug or an odd record: find out which
             if len(records) == 1:
                 why = f"prediction failed ({type(exc).__name__}: {str(exc)[:200]})"
