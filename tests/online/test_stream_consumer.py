@@ -162,3 +162,28 @@ def test_a_lost_connection_is_retried_not_fatal(client, streams, redis_url, diab
     threading.Timer(1.0, lambda: setattr(c, "stopping", True)).start()
     assert c.run()["read"] == 0  # returned once asked to stop, after retrying
     assert "lost the connection to Redis" in capsys.readouterr().err
+
+
+def test_batch_one_with_the_accelerated_program_matches_sklearn(
+    client, streams, redis_url, tmp_path, new_visits
+):
+    """--batch 1 takes the program's one-record path; outputs equal scikit-learn's."""
+    pytest.importorskip("numba")
+    from cli_helpers import run_cli
+    from delivery_util import train_project
+
+    project = train_project("diabetes", tmp_path / "diabetes")
+    path = tmp_path / "fast.mlrepro"
+    assert run_cli("bundle", "-p", project, "-o", path, "--accelerate").code == 0
+    fast, slow = load_bundle(path), load_bundle(path, runtime="sklearn")
+    assert fast.runtime == "accelerated"
+    for r in new_visits:
+        client.xadd(streams["input"], {"record": json.dumps(r)})
+    c = consumer(client, streams, redis_url, fast, batch=1)
+    for _ in range(len(new_visits) + 2):
+        c.round()
+    out = entries(client, streams["output"])
+    expected = slow.predict(pd.DataFrame(new_visits))["prediction"].tolist()
+    assert [float(o["prediction"]) for o in out] == pytest.approx(expected, rel=1e-9)
+    assert c.scorer.counts["fast"] == len(new_visits)
+    assert fast.pipeline.rows == {"accelerated": len(new_visits), "reference": 0}
