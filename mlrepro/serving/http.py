@@ -221,7 +221,7 @@ def create_app(bundle: "Bundle | ModelHolder", *, max_batch: int = 1000) -> Fast
             if scored.rejects:
                 return invalid_response(issues_from_reasons(scored.rejects), len(frame))
         else:
-            ids = one[2]  # type: ignore[index]
+            ids = one[2]
         count = len(batch) if isinstance(batch, list) else len(scored.positions)
         rows: Any = scored.rows
         if not isinstance(batch, list):
