@@ -21,6 +21,7 @@ uses the sqlalchemy path:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -84,11 +85,9 @@ def reader_choice() -> str:
 
 
 def _driver(dialect: str) -> Any:
+    name = "adbc_driver_sqlite.dbapi" if dialect == "sqlite" else "adbc_driver_postgresql.dbapi"
     try:
-        if dialect == "sqlite":
-            import adbc_driver_sqlite.dbapi as mod
-        else:
-            import adbc_driver_postgresql.dbapi as mod
+        mod = importlib.import_module(name)
     except ImportError:
         raise Fallback(
             f"the ADBC driver for {dialect} is not installed (pip install 'mlrepro[arrow-db]')"
