@@ -24,6 +24,7 @@ import platform
 import re
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -279,15 +280,35 @@ def numeric_variables(environ: Any = None) -> dict[str, str]:
     }
 
 
-def capture(extra_modules: tuple[str, ...] = ()) -> dict[str, Any]:
+def capture(
+    extra_modules: tuple[str, ...] = (), *, cache_dir: Path | None = None
+) -> dict[str, Any]:
     """The environment record: everything installed and everything that changes numerics.
 
     ``extra_modules`` (the manifest's plugins) is kept for the callers of the 0.1 API: every
-    distribution is recorded now, a plugin's included.
+    distribution is recorded now, a plugin's included. ``cache_dir`` (a project's store
+    folder): reuse the installed-distribution half of the record while the installation is
+    unchanged (``environment/cache.py``); None always captures afresh.
     """
     del extra_modules
-    _load_numeric_libraries()
-    dists = distributions()
+    variables = numeric_variables()
+    slow: dict[str, Any] | None = None
+    if cache_dir is not None:
+        from mlrepro.environment import cache
+
+        key, newest = cache.installation_key(variables)
+        slow = cache.load(cache_dir / cache.CACHE_NAME, key)
+    if slow is None:
+        _load_numeric_libraries()
+        dists = distributions()
+        slow = {
+            "distributions": dists,
+            "packages": {k: v["version"] for k, v in dists.items()},
+            "modules": module_owners(),
+            "threadpools": threadpools(),
+        }
+        if cache_dir is not None:
+            cache.store(cache_dir / cache.CACHE_NAME, key, newest, slow)
     uname = platform.uname()
     libc = platform.libc_ver()
     return {
@@ -307,11 +328,11 @@ def capture(extra_modules: tuple[str, ...] = ()) -> dict[str, Any]:
             "libc": " ".join(x for x in libc if x),
         },
         "cpu": {"model": _cpu_model(), "count": os.cpu_count(), "flags": _cpu_flags()},
-        "threadpools": threadpools(),
-        "variables": numeric_variables(),
-        "packages": {k: v["version"] for k, v in dists.items()},
-        "distributions": dists,
-        "modules": module_owners(),
+        "threadpools": slow["threadpools"],
+        "variables": variables,
+        "packages": slow["packages"],
+        "distributions": slow["distributions"],
+        "modules": slow["modules"],
     }
 
 

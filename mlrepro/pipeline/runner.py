@@ -78,6 +78,7 @@ class Runner:
         self.predictions = predictions or ProjectPredictions()
         self._env: dict[str, Any] | None = None
         self._checked = False  # preflight done: every class path and parameter resolves
+        self._planned: list[str] | None = None  # the stages of this run (None: all)
 
     # ------------------------------------------------------------------ planning
     def extra_inputs(self, stage: str) -> dict[str, str]:
@@ -106,7 +107,8 @@ class Runner:
     # ------------------------------------------------------------------ running
     def run(self, stages: list[str] | None = None, *, force: bool = False) -> list[StageResult]:
         results = []
-        for stage in stages or plan.stages_for(self.m):
+        self._planned = list(stages or plan.stages_for(self.m))
+        for stage in self._planned:
             results.append(self.run_stage(stage, force=force))
         self.store.hashes.save()
         return results
@@ -127,7 +129,7 @@ class Runner:
         if not self._checked:
             from mlrepro.pipeline.preflight import check_classes
 
-            check_classes(self.m)  # fail before hours of extract, not after
+            check_classes(self.m, self._planned)  # fail before hours of extract, not after
             self._checked = True
         self.report("start", stage, state.reason)
         try:
@@ -156,7 +158,7 @@ class Runner:
         if self._env is None:
             from mlrepro.environment import record as env
 
-            self._env = env.capture(self.m.plugins)
+            self._env = env.capture(self.m.plugins, cache_dir=self.store.root / STORE_DIR)
         record = {
             "key": state.key,
             "code_version": plan.code_version(stage),
