@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -123,10 +124,15 @@ def store(path: Path, key: str, newest_ns: int, record: dict[str, Any]) -> None:
     ).encode()
     if len(data) > MAX_BYTES:
         return
-    tmp = path.with_name(f"{CACHE_NAME}.{os.getpid()}.tmp")
+    # a fresh temp file (mkstemp: O_EXCL, never a link a project planted), then a rename
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        fd, name = tempfile.mkstemp(prefix=f"{CACHE_NAME}.", suffix=".tmp", dir=path.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(name, path)
     except OSError:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(name)

@@ -113,10 +113,9 @@ class StatCache:
         data = json.dumps({"format": FORMAT, "files": files}, sort_keys=True).encode()
         if len(data) > MAX_BYTES or not self.path.parent.is_dir():
             return
-        tmp = self.path.with_name(f"{CACHE_NAME}.{os.getpid()}.tmp")
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, self.path)  # readers see the old or the new file, never a mix
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        from mlrepro.core import atomic
+        from mlrepro.errors import MlreproError
+
+        # a fresh temp file (O_EXCL: never a link a project planted), then an atomic rename
+        with contextlib.suppress(OSError, MlreproError):
+            atomic.write_bytes(self.path, data)

@@ -354,7 +354,14 @@ def _files(project: Path) -> dict[str, str]:
     }
 
 
-LOCK_FILES = {".mlrepro/project.lock", ".mlrepro/project.lock.flock"}
+# bookkeeping beside the lock: the writer lock, and the caches that only save work (the stat
+# cache of artifact hashes and the environment record's cache); never named by the lock
+LOCK_FILES = {
+    ".mlrepro/project.lock",
+    ".mlrepro/project.lock.flock",
+    ".mlrepro/statcache.json",
+    ".mlrepro/envcache.json",
+}
 
 
 def test_enough_cases() -> None:
