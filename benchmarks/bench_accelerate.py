@@ -2,6 +2,7 @@
 
     python benchmarks/bench_accelerate.py [--rows 1000000] [--threads N] [--iters 300]
                                           [--models rf,gb,hgb,rfc] [--workdir DIR]
+                                          [--model lightgbm|xgboost]
 
 Batch: four pipelines (impute + one-hot + scale, then a RandomForestRegressor of 100
 trees, a GradientBoostingRegressor of 150 stages, a HistGradientBoostingRegressor, a
@@ -13,6 +14,11 @@ a fresh subprocess on the same generated frame of --rows rows already in memory:
 * program:   ``compile_pipeline(...).predict(frame)`` after ``warm_up()`` (numba threads:
   ``--threads``, default all of ``NUMBA_NUM_THREADS``);
 * baseline:  builds the frame and loads everything, predicts nothing (the RSS floor).
+
+``--model lightgbm`` / ``--model xgboost`` (extra ``boosting``) benchmarks that plugin
+estimator instead (an LGBMRegressor of 200 trees, 31 leaves / an XGBRegressor of 200 trees,
+depth 6, on the same features; the reference is the library's own multi-threaded
+``predict``) and skips the single-record part unless ``--iters`` is given.
 
 It prints wall seconds, throughput ratios (sklearn / program) and peak RSS of each process
 (``wait4``). Single record: the diabetes example trained by the CLI, ``predict_record``
@@ -36,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 MODELS = ("rf", "gb", "hgb", "rfc")
+PLUGIN_MODELS = ("lightgbm", "xgboost")
 
 
 def make_frame(n: int, seed: int):  # noqa: ANN201
@@ -58,6 +65,16 @@ def target(frame, kind: str):  # noqa: ANN001, ANN201
     return s if kind == "reg" else (s > 0.5).astype(np.int64)
 
 
+def _plugin(name: str):  # noqa: ANN202
+    if name == "lightgbm":
+        import lightgbm
+
+        return lightgbm.LGBMRegressor(n_estimators=200, num_leaves=31, verbose=-1)
+    import xgboost
+
+    return xgboost.XGBRegressor(n_estimators=200, max_depth=6)
+
+
 def train(name: str, out: Path) -> None:
     import joblib
     from sklearn import ensemble
@@ -73,6 +90,8 @@ def train(name: str, out: Path) -> None:
         "gb": lambda: ensemble.GradientBoostingRegressor(n_estimators=150, random_state=0),
         "hgb": lambda: ensemble.HistGradientBoostingRegressor(max_iter=200, random_state=0),
         "rfc": lambda: ensemble.RandomForestClassifier(100, max_depth=12, random_state=0),
+        "lightgbm": lambda: _plugin("lightgbm"),
+        "xgboost": lambda: _plugin("xgboost"),
     }[name]()
     y = target(frame, "clf" if name == "rfc" else "reg")
     features = FeatureSteps(
@@ -232,8 +251,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument("--iters", type=int, default=-1)
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--model", choices=PLUGIN_MODELS, default="", help="a plugin model only")
     parser.add_argument("--workdir", default="")
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--child-mode", default="")
@@ -243,11 +263,16 @@ def main() -> None:
     if args.child_mode:
         child(args)
         return
+    if args.model:
+        args.models = args.model
+    skip_record = args.model and args.iters < 0
+    args.iters = 300 if args.iters < 0 else args.iters
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-accelerate-"))
     workdir.mkdir(parents=True, exist_ok=True)
     if not args.skip_batch:
         batch(args, workdir)
-    record_latency(args, workdir)
+    if not skip_record:
+        record_latency(args, workdir)
 
 
 if __name__ == "__main__":

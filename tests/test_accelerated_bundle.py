@@ -361,3 +361,52 @@ def test_one_record_columns_never_pass_what_the_frame_rules_reject(request_model
                    ("clinic", 1), ("s1", "1")]:  # fmt: skip
         assert not columns_certainly_valid(one(**{n: bad}), bundle.contract), (n, bad)
     assert columns_certainly_valid(one(bmi=float("nan")), bundle.contract)  # nullable
+
+
+def test_a_lightgbm_plugin_model_is_bundled_accelerated(tmp_path):
+    """plugins: [lightgbm] with model.accelerate: the program is recorded in the lock,
+    bundled, reported by inspect and used by load_bundle (issue 14b)."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("lightgbm") is None:
+        if os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}:
+            pytest.fail("CI=true but lightgbm (extra 'boosting') is not installed")
+        pytest.skip("lightgbm is not installed (extra 'boosting')")
+    project = tmp_path / "lgbm"
+    shutil.copytree(
+        EXAMPLES / "breast_cancer",
+        project,
+        ignore=shutil.ignore_patterns(".mlrepro", "mlrepro.lock", "*.pid", "predictions*"),
+    )
+    manifest = project / "mlrepro.yaml"
+    spec = yaml.safe_load(manifest.read_text())
+    spec["plugins"] = ["lightgbm"]
+    spec["model"]["estimator"] = "lightgbm.LGBMClassifier"
+    spec["model"]["params"] = {"n_estimators": 20, "num_leaves": 7, "verbose": -1, "n_jobs": 1}
+    spec["model"]["accelerate"] = True
+    manifest.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert run_cli("run", "-p", project, "-q").code == 0
+    train = json.loads((project / "mlrepro.lock").read_text())["stages"]["train"]
+    record = train["details"]["acceleration"]
+    assert record["status"] == "accepted", record
+    assert record["runtime"]["model"] == "LGBMClassifier" and record["runtime"]["trees"] == 20
+    assert record["equivalence"]["max_abs"] == 0.0
+    assert record["equivalence"]["labels_identical"] is True
+    path = tmp_path / "lgbm.mlrepro"
+    info = run_cli("bundle", "-p", project, "-o", path, "--json")
+    assert info.code == 0, info.err
+    assert info.json()["acceleration"] == record
+    inspected = run_cli("inspect", path, "--json")
+    assert inspected.code == 0 and inspected.json()["acceleration"] == record
+    assert "accelerated: yes" in run_cli("inspect", path).out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast, slow = load_bundle(path), load_bundle(path, runtime="sklearn")
+    assert fast.runtime == "accelerated"
+    frame = _inputs("breast_cancer")
+    a, b = fast.predict(frame), slow.predict(frame)
+    assert list(a.columns) == list(b.columns)
+    for col in a.columns:
+        assert a[col].tolist() == b[col].tolist(), col  # bit for bit
+    assert fast.pipeline.rows["accelerated"] > 0

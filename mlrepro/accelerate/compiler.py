@@ -334,8 +334,13 @@ def _selection(select: Any, feature_names: list[str]) -> tuple[list[str], bool]:
     return chosen, nan_ok
 
 
-def _classes(model: Any) -> dict[str, Any]:
+def _classes(model: Any, spec: dict[str, Any] | None = None) -> dict[str, Any]:
     classes = np.asarray(model.classes_)
+    if spec is not None and spec.get("objective") == "multi:softmax":
+        # XGBClassifier.predict returns the class index as int32 under multi:softmax
+        if not np.array_equal(classes, np.arange(len(classes))):
+            raise Refused(f"{type(model).__name__} with classes other than 0..n-1")
+        return {"dtype": "int32", "values": classes.tolist()}
     if classes.ndim != 1:
         raise Refused(f"{type(model).__name__} with multiple outputs")
     if classes.dtype.kind == "O":
@@ -408,6 +413,12 @@ class _Trees:
             roots=np.asarray(self.roots, dtype=np.int64),
             out_col=np.asarray(self.out_col, dtype=np.int64),
         )
+
+
+def _boosters() -> Any:
+    from mlrepro.accelerate import boosters  # LightGBM / XGBoost, read through their dumps
+
+    return boosters
 
 
 def _normalised(value: np.ndarray) -> np.ndarray:
@@ -550,6 +561,12 @@ def _model(b: _Builder, model: Any, names: list[str]) -> dict[str, Any]:  # noqa
             init=b.array("init", baseline),
             link="log" if link == "LogLink" else "identity",
         )
+    elif qual in _boosters().QUALS:
+        spec = _boosters().booster_model(b, trees, model, qual, k)
+        init = spec.pop("init_values", None)
+        base.update(spec)
+        if init is not None:
+            base["init"] = b.array("init", np.asarray(init, dtype=np.float64))
     else:
         raise Refused(cls)
     trees.store(b)
@@ -579,7 +596,9 @@ def compile_pipeline(pipeline: Any, task: str) -> Any:
         b.steps.append("trees")
     else:
         b.steps.append("linear")
-    is_clf = model_spec["post"] in ("forest_clf", "tree_clf", "gb_clf", "hgb_clf", "logistic")
+    is_clf = model_spec["post"] in (
+        "forest_clf", "tree_clf", "gb_clf", "hgb_clf", "logistic", "lgbm_clf", "xgb_clf"
+    )  # fmt: skip
     header: dict[str, Any] = {
         "format": FORMAT,
         "task": task,
@@ -591,7 +610,7 @@ def compile_pipeline(pipeline: Any, task: str) -> Any:
         "nan_select": nan_select,
         "nan_model": _probe_nan(model, chosen),
         "model": model_spec,
-        "classes": _classes(model) if is_clf else None,
+        "classes": _classes(model, model_spec) if is_clf else None,
         "steps": b.steps,
         "feature_names": feature_names,
     }

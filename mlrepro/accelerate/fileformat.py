@@ -35,7 +35,10 @@ _DTYPES = {
     "intercept": "float64",
 }
 TREE_POSTS = {"forest_reg", "raw_reg", "hgb_reg", "forest_clf", "tree_clf", "gb_clf", "hgb_clf"}
-CLF_POSTS = {"forest_clf", "tree_clf", "gb_clf", "hgb_clf", "logistic"}
+TREE_POSTS |= {"lgbm_reg", "lgbm_clf", "xgb_reg", "xgb_clf"}  # LightGBM, XGBoost
+CLF_POSTS = {"forest_clf", "tree_clf", "gb_clf", "hgb_clf", "logistic", "lgbm_clf", "xgb_clf"}
+RAW_CLF_POSTS = {"gb_clf", "hgb_clf", "lgbm_clf", "xgb_clf"}  # one raw score per class
+XGB_OBJECTIVES = {"reg:squarederror", "binary:logistic", "multi:softprob", "multi:softmax"}
 
 
 def dump(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
@@ -309,9 +312,9 @@ def _validate_model(h: dict[str, Any], a: dict[str, np.ndarray], n_features: int
         k = _int(m["k"], 1, 10_000, "output width")
         if width != 1 or (out_col < 0).any() or (out_col >= k).any():
             raise _fail("output columns")
-        if post in ("gb_clf", "hgb_clf") and not (k == n_classes or (k == 1 and n_classes == 2)):
+        if post in RAW_CLF_POSTS and not (k == n_classes or (k == 1 and n_classes == 2)):
             raise _fail("output width does not match the classes")
-        if post not in ("gb_clf", "hgb_clf") and k != 1:
+        if post not in RAW_CLF_POSTS and k != 1:
             raise _fail("output width")
     init = m.get("init")
     if init is not None and _arr(a, init, "float64", 1).shape[0] != (
@@ -320,3 +323,30 @@ def _validate_model(h: dict[str, Any], a: dict[str, np.ndarray], n_features: int
         raise _fail("init shape")
     if m.get("link") not in (None, "identity", "log"):
         raise _fail("link")
+    _validate_booster(m)
+
+
+def _validate_booster(m: dict[str, Any]) -> None:
+    """The fields LightGBM (``lgbm_*``) and XGBoost (``xgb_*``) programs add."""
+    post = m["post"]
+    if m.get("zero_tiny", False) not in (True, False) or m.get("acc", "float64") not in (
+        "float64",
+        "float32",
+    ):
+        raise _fail("booster fields")
+    if post == "lgbm_reg" and m.get("link") not in ("identity", "log"):
+        raise _fail("link")
+    if post == "lgbm_clf" and m["k"] == 1:
+        sigmoid = m.get("sigmoid")
+        if type(sigmoid) is not float or not np.isfinite(sigmoid):
+            raise _fail("sigmoid")
+    if post in ("xgb_reg", "xgb_clf"):
+        objective = m.get("objective")
+        if objective not in XGB_OBJECTIVES or m.get("acc") != "float32":
+            raise _fail("objective")
+        if (post == "xgb_reg") != (objective == "reg:squarederror"):
+            raise _fail("objective")
+        if (objective == "binary:logistic" and m["k"] != 1) or (
+            objective.startswith("multi:") and m["k"] < 3
+        ):
+            raise _fail("objective")

@@ -17,6 +17,8 @@ independent loads overlap); ``accumulate_parallel`` splits the rows into chunks 
 
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 from numba import prange
@@ -134,3 +136,43 @@ def pack(feature, left, right, missing_left, threshold, nan_mode, float32):  # n
     above = t32.astype(np.float64) > threshold
     t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
     return feat, lr, ml, t32
+
+
+# ---- XGBoost's float32 output transforms (src/common/math.h), operation for operation ----
+
+
+@nb.njit(cache=False, nogil=True)
+def xgb_sigmoid(margin):  # noqa: ANN001, ANN201
+    """``common::Sigmoid(float)``: 1.0f / (expf(min(-x, 88.7f)) + 1.0f + 1e-16f)."""
+    out = np.empty(margin.shape[0], dtype=np.float32)
+    cap = np.float32(88.7)
+    one = np.float32(1.0)
+    eps = np.float32(1e-16)
+    for i in range(margin.shape[0]):
+        x = -margin[i]
+        if cap < x:
+            x = cap
+        denom = math.exp(x) + one + eps
+        out[i] = one / denom
+    return out
+
+
+@nb.njit(cache=False, nogil=True)
+def xgb_softmax(margin):  # noqa: ANN001, ANN201
+    """``common::Softmax``: float32 max and expf, the sum in double, divided as float32."""
+    n, k = margin.shape
+    out = np.empty((n, k), dtype=np.float32)
+    for i in range(n):
+        wmax = margin[i, 0]
+        for j in range(1, k):
+            if margin[i, j] > wmax:
+                wmax = margin[i, j]
+        wsum = 0.0
+        for j in range(k):
+            e = math.exp(margin[i, j] - wmax)
+            out[i, j] = e
+            wsum += np.float64(e)
+        total = np.float32(wsum)
+        for j in range(k):
+            out[i, j] = out[i, j] / total
+    return out

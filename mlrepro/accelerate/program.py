@@ -20,6 +20,7 @@ import numpy as np
 FORMAT = 1
 EXACT_INT = 2**53
 SERIAL_ROWS = 4096  # below this a batch is evaluated single-threaded
+LGBM_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold
 
 
 class _Fallback(Exception):
@@ -171,10 +172,14 @@ class Program:
             k, a = _kernels(), self.arrays
             nan = (False, True) if self.header["nan_model"] else (False,)
             modes = (False, True) if batch else (False,)
+            acc = np.float32 if model.get("acc") == "float32" else np.float64
             for fn in (k.KERNELS[n, par] for n in nan for par in modes):
-                out = np.zeros((1, a["value"].shape[1]), dtype=np.float64)
+                out = np.zeros((1, a["value"].shape[1]), dtype=acc)
                 fn(x, a["roots"][:1], np.zeros(1, dtype=np.int64), *self._packed(), a["value"],
                    float(model["scale"]), out)  # fmt: skip
+            if model["post"] == "xgb_clf":
+                k.xgb_sigmoid(np.zeros(1, dtype=np.float32))
+                k.xgb_softmax(np.zeros((1, 2), dtype=np.float32))
         self._warm = True
 
     def predict(self, frame: Any, threads: int | None = None) -> dict[str, Any] | None:
@@ -295,12 +300,18 @@ class Program:
     def _trees(self, X: np.ndarray, threads: int | None, serial: bool) -> np.ndarray:
         m, a = self.header["model"], self.arrays
         if m["input"] == "float32":
-            x = np.ascontiguousarray(X, dtype=np.float32)
+            with np.errstate(over="ignore"):
+                x = np.ascontiguousarray(X, dtype=np.float32)
             if np.isinf(x).any():  # too large for float32: sklearn raises
                 raise _Fallback
         else:
             x = np.ascontiguousarray(X, dtype=np.float64)
-        out = np.zeros((x.shape[0], a["value"].shape[1] if m["width"] == "classes" else m["k"]))
+        if m.get("zero_tiny"):  # LightGBM's C API reads |x| <= kZeroThreshold as 0
+            x = np.ascontiguousarray(np.where(np.abs(x) <= LGBM_ZERO, 0.0, x))
+        out = np.zeros(
+            (x.shape[0], a["value"].shape[1] if m["width"] == "classes" else m["k"]),
+            dtype=np.float32 if m.get("acc") == "float32" else np.float64,
+        )
         if m.get("init") is not None:
             out += a[m["init"]][None, :]
         k = _kernels()
@@ -349,6 +360,8 @@ class Program:
         if post == "hgb_reg":
             y = out.ravel()
             return {"prediction": np.exp(y) if m["link"] == "log" else y}
+        if post in ("lgbm_reg", "lgbm_clf", "xgb_reg", "xgb_clf"):
+            return self._booster(out)
         if post == "forest_clf":
             out /= int(m["trees"])
             return self._outputs(self._take(np.argmax(out, axis=1)), out)
@@ -372,6 +385,35 @@ class Program:
             pred = self._take(np.argmax(out, axis=1))
             proba = _softmax(out)
         return self._outputs(pred, proba)
+
+    def _booster(self, out: np.ndarray) -> dict[str, Any]:
+        """LightGBM's (float64) and XGBoost's (float32) predict after the summed trees."""
+        m = self.header["model"]
+        post = m["post"]
+        if post == "lgbm_reg":
+            y = out[:, 0].copy()
+            return {"prediction": np.exp(y) if m["link"] == "log" else y}
+        if post == "xgb_reg":
+            return {"prediction": out[:, 0].copy()}
+        if post == "lgbm_clf":
+            if out.shape[1] == 1:  # 1.0 / (1.0 + exp(-sigmoid * raw)), then [1 - p, p]
+                p = 1.0 / (1.0 + np.exp(-float(m["sigmoid"]) * out[:, 0]))
+                proba = np.vstack((1.0 - p, p)).transpose()
+            else:
+                proba = _softmax(out)
+            return self._outputs(self._take(np.argmax(proba, axis=1)), proba)
+        k = _kernels()
+        objective = m["objective"]
+        if objective == "binary:logistic":
+            p = k.xgb_sigmoid(np.ascontiguousarray(out[:, 0]))
+            proba = np.vstack((1.0 - p, p)).transpose()
+            return self._outputs(self._take((p > 0.5).astype(np.intp)), proba)
+        if objective == "multi:softprob":
+            proba = k.xgb_softmax(np.ascontiguousarray(out))
+            return self._outputs(self._take(np.argmax(proba, axis=1)), proba)
+        from scipy.special import softmax  # multi:softmax: XGBClassifier.predict_proba's
+
+        return self._outputs(self._take(np.argmax(out, axis=1)), softmax(out, axis=1))
 
     def _take(self, idx: np.ndarray) -> np.ndarray:
         assert self._classes is not None

@@ -29,6 +29,15 @@ def need_numba() -> None:
     pytest.skip("numba is not installed (extra 'accelerate')", allow_module_level=True)
 
 
+def need_module(module: str, extra: str) -> None:
+    """Like ``need_numba`` for another optional module (e.g. lightgbm, extra 'boosting')."""
+    if importlib.util.find_spec(module) is not None:
+        return
+    if os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}:
+        pytest.fail(f"CI=true but {module} (extra {extra!r}) is not installed", pytrace=False)
+    pytest.skip(f"{module} is not installed (extra {extra!r})", allow_module_level=True)
+
+
 def fit_pipeline(frame: pd.DataFrame, y: Any, steps: list[Any], model: Any, k: Any = None) -> Any:
     """Fit features/select/model the way ``mlrepro.pipeline.train.fit_model`` assembles them."""
     from sklearn.feature_selection import SelectKBest, f_classif, f_regression
