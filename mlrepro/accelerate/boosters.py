@@ -44,7 +44,7 @@ _XGB_OBJECTIVES = {"reg:squarederror", "binary:logistic", "multi:softprob", "mul
 
 
 def _refused(reason: str) -> Exception:
-    from mlrepro.accelerate.compiler import Refused
+    from mlrepro.accelerate.refused import Refused
 
     return Refused(reason)
 

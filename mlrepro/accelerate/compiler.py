@@ -13,18 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mlrepro.errors import MlreproError
-
-
-class Refused(MlreproError):
-    """The pipeline holds something the accelerated runtime cannot reproduce exactly."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(
-            f"cannot accelerate the pipeline: {reason}",
-            hint="build the bundle without --accelerate (the reference runtime handles it)",
-        )
-        self.reason = reason
+from mlrepro.accelerate.refused import Refused
 
 
 def _qual(obj: Any) -> str:
