@@ -128,7 +128,7 @@ def child(args: argparse.Namespace) -> None:
         pipeline.named_steps["model"].set_params(n_jobs=2)
     t0 = time.perf_counter()
     if args.child_mode == "program":
-        out = program.predict(frame, threads=args.threads)
+        out = program.predict(frame, threads=args.threads or None)
         assert out is not None, "the program fell back on generated data"
     elif args.child_mode != "baseline":
         out = reference_outputs(pipeline, frame, task)
@@ -265,7 +265,7 @@ def main() -> None:
         return
     if args.model:
         args.models = args.model
-    skip_record = args.model and args.iters < 0
+    skip_record = (args.model and args.iters < 0) or args.iters == 0
     args.iters = 300 if args.iters < 0 else args.iters
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-accelerate-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,17 @@ value[leaf]`` (or the whole value vector for forests of classifiers), as scikit-
 adds. Layout for speed: the tree loop is outside the row loop (a tree's nodes stay in cache
 while a chunk of rows streams through it) and four rows walk a tree together (their
 independent loads overlap); ``accumulate_parallel`` splits the rows into chunks (prange).
+
+Ensembles of small trees (every tree a proper tree of at most 64 leaves: GradientBoosting,
+HistGradientBoosting, LightGBM, XGBoost as usually configured) take the *leaf-mask* kernels
+instead (``pack_masks``), which evaluate every split of a tree for a block of rows with no
+data-dependent branch: the leaves of a tree are numbered left to right, each split carries
+the mask of the leaves it rules out when the row goes right, and a row's leaf is the lowest
+bit left in the AND of those masks (the leftmost leaf consistent with every decision is the
+one the walk reaches). The comparisons are the walk's comparisons, so the leaf -- and the
+sum, added tree by tree in the same order -- is the same; the inner loops run over a
+contiguous block of one feature's values (``x`` feature-major), which the compiler turns
+into vector compares.
 """
 
 from __future__ import annotations
@@ -21,9 +32,13 @@ import math
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
 from numba import prange
+from numba.extending import intrinsic
 
 CHUNK = 16384  # rows per parallel chunk
+BLOCK = 512  # rows per leaf-mask block (one feature's block stays in a few cache lines)
+MAX_MASK_LEAVES = 64
 
 
 @nb.njit(cache=False, nogil=True, inline="always")
@@ -120,6 +135,141 @@ KERNELS = {
     for nan in (False, True)
     for par in (False, True)
 }
+
+
+# ---- leaf-mask kernels (ensembles of small trees) ----
+
+
+@intrinsic
+def _cttz(typingctx, x):  # noqa: ANN001, ANN202
+    """Count of trailing zero bits (LLVM ``cttz``); the callers never pass 0."""
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return x(x), codegen
+
+
+def _make_mask_block(mask_type):  # noqa: ANN001, ANN202
+    @nb.njit(cache=False, nogil=True)
+    def block(x, lo, hi, starts, nf, nt, nml, nmask, lstart, lval, out_col, scale, out, m):
+        n_rows = hi - lo
+        width = lval.shape[1]
+        full = mask_type(-1)
+        for t in range(starts.shape[0] - 1):
+            for r in range(n_rows):
+                m[r] = full
+            for k in range(starts[t], starts[t + 1]):
+                row = x[nf[k], lo:hi]
+                th = nt[k]
+                mk = nmask[k]
+                if nml[k]:  # a NaN goes left: right only when v > th
+                    for r in range(n_rows):
+                        m[r] &= mk if row[r] > th else full
+                else:  # a NaN goes right: right unless v <= th
+                    for r in range(n_rows):
+                        m[r] &= full if row[r] <= th else mk
+            base = lstart[t]
+            if width == 1:
+                col = out_col[t]
+                for r in range(n_rows):
+                    out[lo + r, col] += scale * lval[base + _cttz(m[r]), 0]
+            else:
+                for r in range(n_rows):
+                    leaf = base + _cttz(m[r])
+                    for c in range(width):
+                        out[lo + r, c] += lval[leaf, c]
+
+    return block
+
+
+def _make_mask_entry(mask_type, parallel):  # noqa: ANN001, ANN202
+    block = _make_mask_block(mask_type)
+    if not parallel:
+
+        @nb.njit(cache=False, nogil=True)
+        def serial(x, starts, nf, nt, nml, nmask, lstart, lval, out_col, scale, out):
+            n = x.shape[1]
+            m = np.empty(BLOCK, dtype=mask_type)
+            for lo in range(0, n, BLOCK):
+                hi = min(lo + BLOCK, n)
+                block(x, lo, hi, starts, nf, nt, nml, nmask, lstart, lval, out_col, scale, out, m)
+
+        return serial
+
+    @nb.njit(cache=False, nogil=True, parallel=True)
+    def par(x, starts, nf, nt, nml, nmask, lstart, lval, out_col, scale, out):
+        n = x.shape[1]
+        for b in prange((n + BLOCK - 1) // BLOCK):
+            m = np.empty(BLOCK, dtype=mask_type)
+            lo = b * BLOCK
+            hi = min(lo + BLOCK, n)
+            block(x, lo, hi, starts, nf, nt, nml, nmask, lstart, lval, out_col, scale, out, m)
+
+    return par
+
+
+# (mask bits, parallel) -> kernel
+MASK_KERNELS = {
+    (bits, par): _make_mask_entry(nb.uint32 if bits == 32 else nb.uint64, par)
+    for bits in (32, 64)
+    for par in (False, True)
+}
+
+
+def pack_masks(packed, roots, value):  # noqa: ANN001, ANN201
+    """The leaf-mask tables of ``pack``'s node table, or None when a tree has more than 64
+    leaves or is not a proper tree (a node with other than one parent): then the walk.
+
+    Returns (bits, (starts, nf, nt, nml, nmask, lstart, lval)): per tree the range of its
+    splits in ``nf``/``nt``/``nml``/``nmask`` and the first row of its leaves in ``lval``
+    (the leaves' values, left to right)."""
+    feat, lr, ml, thr = packed
+    n = feat.shape[0]
+    roots = np.asarray(roots, dtype=np.int64)
+    inner = feat >= 0
+    left, right = lr[0::2].astype(np.int64), lr[1::2].astype(np.int64)
+    parents = np.bincount(left[inner], minlength=n) + np.bincount(right[inner], minlength=n)
+    expected = np.ones(n, dtype=np.int64)
+    expected[roots] = 0
+    if not np.array_equal(parents, expected):
+        return None
+    leaves = np.add.reduceat((~inner).astype(np.int64), roots) if n else np.zeros(0, np.int64)
+    if leaves.size == 0 or int(leaves.max()) > MAX_MASK_LEAVES:
+        return None
+    count = np.ones(n, dtype=np.int64)  # leaves under each node; children follow parents
+    for i in range(n - 1, -1, -1):
+        if inner[i]:
+            count[i] = count[left[i]] + count[right[i]]
+    start = np.zeros(n, dtype=np.int64)  # in-order position of the node's first leaf
+    for i in range(n):
+        if inner[i]:
+            start[left[i]] = start[i]
+            start[right[i]] = start[i] + count[left[i]]
+    leaf_rank = np.flatnonzero(~inner)
+    tree_of = np.searchsorted(roots, np.arange(n), side="right") - 1
+    lbase = np.concatenate(([0], np.cumsum(leaves)))
+    lval = np.empty((int(lbase[-1]), value.shape[1]), dtype=np.float64)
+    lval[lbase[tree_of[leaf_rank]] + start[leaf_rank]] = value[leaf_rank]
+    bits = 32 if int(leaves.max()) <= 32 else 64
+    mask_np = np.uint32 if bits == 32 else np.uint64
+    split = np.flatnonzero(inner)
+    lcount, lstart_ = count[left[split]], start[left[split]]
+    ruled_out = ((np.uint64(1) << lcount.astype(np.uint64)) - np.uint64(1)) << lstart_.astype(
+        np.uint64
+    )  # lcount < 64 always: the right subtree holds a leaf
+    nmask = (~ruled_out & np.uint64(2**bits - 1)).astype(mask_np)
+    starts = np.searchsorted(split, roots).astype(np.int64)
+    starts = np.append(starts, split.shape[0])
+    return bits, (
+        starts,
+        feat[split].astype(np.int64),
+        thr[split],
+        ml[split],
+        nmask,
+        lbase[:-1].astype(np.int64),
+        lval,
+    )
 
 
 def pack(feature, left, right, missing_left, threshold, nan_mode, float32):  # noqa: ANN001, ANN201

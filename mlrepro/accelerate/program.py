@@ -124,6 +124,7 @@ class Program:
                 }
         self._warm = False
         self._pack: tuple[np.ndarray, ...] | None = None
+        self._masks: tuple[int, tuple[np.ndarray, ...]] | None = None
 
     # ---- public API ----------------------------------------------------------------
 
@@ -153,11 +154,21 @@ class Program:
     def _packed(self) -> tuple[np.ndarray, ...]:
         if self._pack is None:
             m, a = self.header["model"], self.arrays
-            self._pack = _kernels().pack(
+            k = _kernels()
+            self._pack = k.pack(
                 a["feature"], a["left"], a["right"], a["missing_left"], a["threshold"],
                 int(m["nan_mode"]), m["input"] == "float32",
             )  # fmt: skip
+            self._masks = k.pack_masks(self._pack, a["roots"], a["value"])
         return self._pack
+
+    def kernel(self) -> str | None:
+        """Which tree kernel scores this program: ``leaf-mask/32`` or ``leaf-mask/64``
+        (every tree at most 32 / 64 leaves), ``walk`` (larger trees), None (linear)."""
+        if self.header["model"]["kind"] != "trees":
+            return None
+        self._packed()
+        return "walk" if self._masks is None else f"leaf-mask/{self._masks[0]}"
 
     def warm_up(self, batch: bool = True) -> None:
         """Compile the kernels this program uses (once per process; numba caches nothing
@@ -173,9 +184,15 @@ class Program:
             nan = (False, True) if self.header["nan_model"] else (False,)
             modes = (False, True) if batch else (False,)
             acc = np.float32 if model.get("acc") == "float32" else np.float64
-            for fn in (k.KERNELS[n, par] for n in nan for par in modes):
+            packed = self._packed()
+            if self._masks is not None:  # the leaf-mask kernels replace the walk
+                bits, tables = self._masks
+                for par in modes:
+                    k.MASK_KERNELS[bits, par](np.ascontiguousarray(x.T), *tables, a["out_col"],
+                                              float(model["scale"]), self._out(1))  # fmt: skip
+            for fn in (k.KERNELS[n, par] for n in nan for par in modes if self._masks is None):
                 out = np.zeros((1, a["value"].shape[1]), dtype=acc)
-                fn(x, a["roots"][:1], np.zeros(1, dtype=np.int64), *self._packed(), a["value"],
+                fn(x, a["roots"][:1], np.zeros(1, dtype=np.int64), *packed, a["value"],
                    float(model["scale"]), out)  # fmt: skip
             if model["post"] == "xgb_clf":
                 k.xgb_sigmoid(np.zeros(1, dtype=np.float32))
@@ -297,8 +314,19 @@ class Program:
             raise _Fallback
         return self._model(X.T, threads, serial)
 
+    def _out(self, n: int) -> np.ndarray:
+        m, a = self.header["model"], self.arrays
+        return np.zeros(
+            (n, a["value"].shape[1] if m["width"] == "classes" else m["k"]),
+            dtype=np.float32 if m.get("acc") == "float32" else np.float64,
+        )
+
     def _trees(self, X: np.ndarray, threads: int | None, serial: bool) -> np.ndarray:
         m, a = self.header["model"], self.arrays
+        packed = self._packed()
+        # the leaf-mask kernels read features-major (X.T is the slot table: no copy)
+        if self._masks is not None:
+            X = X.T
         if m["input"] == "float32":
             with np.errstate(over="ignore"):
                 x = np.ascontiguousarray(X, dtype=np.float32)
@@ -308,17 +336,20 @@ class Program:
             x = np.ascontiguousarray(X, dtype=np.float64)
         if m.get("zero_tiny"):  # LightGBM's C API reads |x| <= kZeroThreshold as 0
             x = np.ascontiguousarray(np.where(np.abs(x) <= LGBM_ZERO, 0.0, x))
-        out = np.zeros(
-            (x.shape[0], a["value"].shape[1] if m["width"] == "classes" else m["k"]),
-            dtype=np.float32 if m.get("acc") == "float32" else np.float64,
-        )
+        out = self._out(x.shape[1] if self._masks is not None else x.shape[0])
         if m.get("init") is not None:
             out += a[m["init"]][None, :]
         k = _kernels()
-        args = (x, a["roots"], a["out_col"], *self._packed(), a["value"], float(m["scale"]), out)
-        nan = bool(self.header["nan_model"]) and bool(np.isnan(x).any())
+        if self._masks is not None:
+            bits, tables = self._masks
+            kernels = {par: k.MASK_KERNELS[bits, par] for par in (False, True)}
+            args = (x, *tables, a["out_col"], float(m["scale"]), out)
+        else:
+            nan = bool(self.header["nan_model"]) and bool(np.isnan(x).any())
+            kernels = {par: k.KERNELS[nan, par] for par in (False, True)}
+            args = (x, a["roots"], a["out_col"], *packed, a["value"], float(m["scale"]), out)
         if serial:
-            k.KERNELS[nan, False](*args)
+            kernels[False](*args)
         else:
             import numba
 
@@ -326,7 +357,7 @@ class Program:
             if threads is not None:
                 numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
             try:
-                k.KERNELS[nan, True](*args)
+                kernels[True](*args)
             finally:
                 numba.set_num_threads(before)
         return out

@@ -107,6 +107,16 @@ REGRESSORS = {
     "hgb_poisson": lambda: ensemble.HistGradientBoostingRegressor(
         max_iter=20, loss="poisson", random_state=0
     ),
+    # 33-64 leaves: 64-bit leaf masks; more than 64: the node walk
+    "hgb_wide": lambda: ensemble.HistGradientBoostingRegressor(
+        max_iter=8, max_leaf_nodes=60, min_samples_leaf=2, random_state=0
+    ),
+    "hgb_deep": lambda: ensemble.HistGradientBoostingRegressor(
+        max_iter=5, max_leaf_nodes=None, min_samples_leaf=1, random_state=0
+    ),
+    "gb_deep": lambda: ensemble.GradientBoostingRegressor(
+        n_estimators=5, max_depth=9, random_state=0
+    ),
     "linear": linear_model.LinearRegression,
     "ridge": lambda: linear_model.Ridge(alpha=0.5),
     "lasso": lambda: linear_model.Lasso(alpha=0.01),
@@ -118,9 +128,14 @@ CLASSIFIERS = {
     "dt": lambda: tree.DecisionTreeClassifier(max_depth=6, random_state=0),
     "gb": lambda: ensemble.GradientBoostingClassifier(n_estimators=15, random_state=0),
     "hgb": lambda: ensemble.HistGradientBoostingClassifier(max_iter=15, random_state=0),
+    "hgb_wide": lambda: ensemble.HistGradientBoostingClassifier(
+        max_iter=6, max_leaf_nodes=60, min_samples_leaf=2, random_state=0
+    ),
     "logreg": lambda: linear_model.LogisticRegression(max_iter=500),
 }
-NAN_CAPABLE = {"rf", "et", "dt", "hgb", "hgb_poisson"}
+NAN_CAPABLE = {"rf", "et", "dt", "hgb", "hgb_poisson", "hgb_wide", "hgb_deep"}
+KERNEL = {"hgb": "leaf-mask/32", "hgb_wide": "leaf-mask/64", "hgb_deep": "walk"}
+KERNEL |= {"gb": "leaf-mask/32", "gb_deep": "walk", "et": "walk", "linear": None}
 LINEAR = {"linear", "ridge", "lasso", "enet", "logreg"}
 
 
@@ -168,6 +183,8 @@ def test_regressors(name: str) -> None:
         frame, y, steps, REGRESSORS[name](), k=None if name in NAN_CAPABLE else 4
     )
     program = load_program(compile_pipeline(pipeline, "regression").to_bytes())
+    if name in KERNEL:
+        assert program.kernel() == KERNEL[name]
     test = _edge_frame(pipeline, 200, seed=2)
     if name in NAN_CAPABLE:
         test.loc[test.index[5::7], "a"] = np.nan
@@ -191,6 +208,8 @@ def test_classifiers(name: str, labels: str) -> None:
         frame, y, steps, CLASSIFIERS[name](), k=None if name in NAN_CAPABLE else 5
     )
     program = load_program(compile_pipeline(pipeline, "classification").to_bytes())
+    if name in KERNEL:
+        assert program.kernel() == KERNEL[name]
     test = frame_of(250, seed=4, nan=0.1 if name in NAN_CAPABLE else 0.0)
     eq = check_equivalence(program, pipeline, test, "classification")
     assert eq.ok and eq.labels_identical and eq.fallback_rows == 0, eq
@@ -274,15 +293,33 @@ def test_text_dtypes_category_and_string() -> None:
         assert eq.ok and eq.labels_identical and eq.fallback_rows == 0, (dtype, eq)
 
 
-def test_parallel_batch_equals_serial_and_sklearn() -> None:
-    frame = frame_of(400, seed=11)
-    y = target_of(frame, "regression")
-    pipeline = fit_pipeline(frame, y, nan_steps(), ensemble.RandomForestRegressor(10))
-    program = compile_pipeline(pipeline, "regression")
-    big = frame_of(9000, seed=12)  # above the serial cut-off: prange over row blocks
-    ref = reference_outputs(pipeline, big, "regression")
+PARALLEL_CASES = {  # one per kernel: walk, 32-bit and 64-bit leaf masks (NaNs, classes)
+    "rf": ("regression", lambda: ensemble.RandomForestRegressor(10)),
+    "hgb": ("regression", lambda: ensemble.HistGradientBoostingRegressor(max_iter=20)),
+    "hgb_clf": (
+        "multiclass",
+        lambda: ensemble.HistGradientBoostingClassifier(
+            max_iter=5, max_leaf_nodes=50, min_samples_leaf=1
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARALLEL_CASES))
+def test_parallel_batch_equals_serial_and_sklearn(name: str) -> None:
+    labels, make = PARALLEL_CASES[name]
+    task = "regression" if labels == "regression" else "classification"
+    nan = 0.0 if name == "rf" else 0.1
+    frame = frame_of(400, seed=11, nan=nan)
+    y = target_of(frame, labels)
+    steps = nan_steps() if name == "rf" else nan_steps()[1:]
+    pipeline = fit_pipeline(frame, y, steps, make())
+    program = compile_pipeline(pipeline, task)
+    big = frame_of(9000, seed=12, nan=nan)  # above the serial cut-off: prange over row blocks
+    big = big.iloc[:8999]  # a last block shorter than the others
+    ref = reference_outputs(pipeline, big, task)
     assert_same(program.predict(big), ref)
     assert_same(program.predict(big, threads=1), ref)
     assert_same(program.predict(big.iloc[:100]), reference_outputs(pipeline, big.iloc[:100],
-                                                                   "regression"))  # fmt: skip
+                                                                   task))  # fmt: skip
     program.warm_up()
