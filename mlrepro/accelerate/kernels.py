@@ -29,6 +29,7 @@ into vector compares.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -150,6 +151,9 @@ def _cttz(typingctx, x):  # noqa: ANN001, ANN202
     return x(x), codegen
 
 
+_lowest_bit: Any = _cttz  # numba calls it with one argument; the stub types see two
+
+
 def _make_mask_block(mask_type):  # noqa: ANN001, ANN202
     @nb.njit(cache=False, nogil=True)
     def block(x, lo, hi, starts, nf, nt, nml, nmask, lstart, lval, out_col, scale, out, m):
@@ -173,10 +177,10 @@ def _make_mask_block(mask_type):  # noqa: ANN001, ANN202
             if width == 1:
                 col = out_col[t]
                 for r in range(n_rows):
-                    out[lo + r, col] += scale * lval[base + _cttz(m[r]), 0]
+                    out[lo + r, col] += scale * lval[base + _lowest_bit(m[r]), 0]
             else:
                 for r in range(n_rows):
-                    leaf = base + _cttz(m[r])
+                    leaf = base + _lowest_bit(m[r])
                     for c in range(width):
                         out[lo + r, c] += lval[leaf, c]
 

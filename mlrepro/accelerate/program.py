@@ -20,6 +20,7 @@ import numpy as np
 FORMAT = 1
 EXACT_INT = 2**53
 SERIAL_ROWS = 4096  # below this a batch is evaluated single-threaded
+BATCH_ROWS = 65536  # a larger frame is evaluated in slices of this many rows
 LGBM_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold
 
 
@@ -214,7 +215,19 @@ class Program:
                     return None
                 series = frame[name]
                 columns.append(_str_column(series) if kind == "str" else _num_column(series))
-            return self._run(columns, len(frame), threads, serial=len(frame) < SERIAL_ROWS)
+            n = len(frame)
+            if n <= BATCH_ROWS:
+                return self._run(columns, n, threads, serial=n < SERIAL_ROWS)
+            parts = [  # bounded temporaries (peak memory flat in n), cache-sized slot tables
+                self._run(
+                    [c[lo : lo + BATCH_ROWS] for c in columns],
+                    min(BATCH_ROWS, n - lo),
+                    threads,
+                    serial=False,
+                )  # fmt: skip
+                for lo in range(0, n, BATCH_ROWS)
+            ]
+            return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         except _Fallback:
             return None
 

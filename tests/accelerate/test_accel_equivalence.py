@@ -323,3 +323,17 @@ def test_parallel_batch_equals_serial_and_sklearn(name: str) -> None:
     assert_same(program.predict(big.iloc[:100]), reference_outputs(pipeline, big.iloc[:100],
                                                                    task))  # fmt: skip
     program.warm_up()
+
+
+def test_a_frame_beyond_one_batch_is_scored_in_slices_and_falls_back_as_a_whole() -> None:
+    from mlrepro.accelerate.program import BATCH_ROWS
+
+    frame = frame_of(300, seed=13, nan=0.1)
+    y = target_of(frame, "binary")
+    model = ensemble.HistGradientBoostingClassifier(max_iter=4)
+    pipeline = fit_pipeline(frame, y, nan_steps()[1:], model)
+    program = compile_pipeline(pipeline, "classification")
+    big = frame_of(BATCH_ROWS + 1234, seed=14, nan=0.1)
+    assert_same(program.predict(big), reference_outputs(pipeline, big, "classification"))
+    big.loc[big.index[-1], "b"] = np.inf  # only the last slice holds what the program refuses
+    assert program.predict(big) is None
