@@ -10,7 +10,10 @@ It does nothing unless ``MLREPRO_CRASH`` is set:
 
 Events are the moments a crash can hit: a stage starting, a parquet batch or a model being
 written, every fsync, before and after every rename, the lock write and the final prune.
-Each is named ``<stage>:<event>`` so tests can spread crashes over all stages.
+Each is named ``<stage>:<event>`` so tests can spread crashes over all stages. Writes of the
+two best-effort caches beside the lock (the stat cache, the environment cache) are not
+events: whether they happen depends on timing (files younger than the settle time are not
+cached), so counting them would shift the N-th event from one run to the next.
 """
 
 import dataclasses
@@ -28,9 +31,11 @@ def _install() -> None:
     log = Path(os.environ.get("MLREPRO_CRASH_LOG", "crash.log"))
     action, _, nth = _SPEC.partition("@")
     target = int(nth) if nth else 0
-    state = {"count": 0, "stage": "-"}
+    state = {"count": 0, "stage": "-", "quiet": 0}
 
     def event(name: str) -> None:
+        if state["quiet"]:
+            return
         state["count"] += 1
         label = f"{state['stage']}:{name}"
         if action == "trace":
@@ -61,11 +66,25 @@ def _install() -> None:
 
         setattr(owner, attr, wrapper)
 
+    def quiet(owner, attr):
+        original = getattr(owner, attr)
+
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):
+            state["quiet"] += 1
+            try:
+                return original(*args, **kwargs)
+            finally:
+                state["quiet"] -= 1
+
+        setattr(owner, attr, wrapper)
+
     import joblib
     import pyarrow.parquet as pq
 
+    from mlrepro.environment import cache as env_cache
     from mlrepro.pipeline import registry
-    from mlrepro.project import lockfile, store
+    from mlrepro.project import lockfile, statcache, store
 
     wrap(os, "fsync", "fsync")
     wrap(os, "replace", "rename", after=True)
@@ -75,6 +94,8 @@ def _install() -> None:
     wrap(joblib, "dump", "model-dump")
     wrap(lockfile, "write", "lock-write")
     wrap(store.Store, "prune", "prune")
+    quiet(statcache.StatCache, "save")
+    quiet(env_cache, "store")
 
     def starting(stage_def):
         def execute(ctx):
