@@ -20,6 +20,7 @@ import numpy as np
 FORMAT = 1
 EXACT_INT = 2**53
 SERIAL_ROWS = 4096  # below this a batch is evaluated single-threaded
+MASK_MIN_ROWS = 64  # fewer rows than this are walked even where leaf masks exist
 BATCH_ROWS = 65536  # a larger frame is evaluated in slices of this many rows
 LGBM_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold
 
@@ -164,8 +165,9 @@ class Program:
         return self._pack
 
     def kernel(self) -> str | None:
-        """Which tree kernel scores this program: ``leaf-mask/32`` or ``leaf-mask/64``
-        (every tree at most 32 / 64 leaves), ``walk`` (larger trees), None (linear)."""
+        """Which tree kernel scores batches (``MASK_MIN_ROWS`` rows or more; fewer are always
+        walked): ``leaf-mask/32`` or ``leaf-mask/64`` (every tree at most 32 / 64 leaves),
+        ``walk`` (larger trees), None (a linear model)."""
         if self.header["model"]["kind"] != "trees":
             return None
         self._packed()
@@ -186,12 +188,14 @@ class Program:
             modes = (False, True) if batch else (False,)
             acc = np.float32 if model.get("acc") == "float32" else np.float64
             packed = self._packed()
-            if self._masks is not None:  # the leaf-mask kernels replace the walk
+            if self._masks is not None and batch:  # batches: the leaf-mask kernels
                 bits, tables = self._masks
                 for par in modes:
                     k.MASK_KERNELS[bits, par](np.ascontiguousarray(x.T), *tables, a["out_col"],
                                               float(model["scale"]), self._out(1))  # fmt: skip
-            for fn in (k.KERNELS[n, par] for n in nan for par in modes if self._masks is None):
+            # the walk: one record and small frames always; batches when there are no masks
+            walks = (False,) if self._masks is not None else modes
+            for fn in (k.KERNELS[n, par] for n in nan for par in walks):
                 out = np.zeros((1, a["value"].shape[1]), dtype=acc)
                 fn(x, a["roots"][:1], np.zeros(1, dtype=np.int64), *packed, a["value"],
                    float(model["scale"]), out)  # fmt: skip
@@ -337,8 +341,10 @@ class Program:
     def _trees(self, X: np.ndarray, threads: int | None, serial: bool) -> np.ndarray:
         m, a = self.header["model"], self.arrays
         packed = self._packed()
-        # the leaf-mask kernels read features-major (X.T is the slot table: no copy)
-        if self._masks is not None:
+        # a few rows are walked (the masks evaluate every split: they pay off on blocks of
+        # rows); the leaf-mask kernels read features-major (X.T is the slot table: no copy)
+        masks = self._masks if X.shape[0] >= MASK_MIN_ROWS else None
+        if masks is not None:
             X = X.T
         if m["input"] == "float32":
             with np.errstate(over="ignore"):
@@ -349,12 +355,12 @@ class Program:
             x = np.ascontiguousarray(X, dtype=np.float64)
         if m.get("zero_tiny"):  # LightGBM's C API reads |x| <= kZeroThreshold as 0
             x = np.ascontiguousarray(np.where(np.abs(x) <= LGBM_ZERO, 0.0, x))
-        out = self._out(x.shape[1] if self._masks is not None else x.shape[0])
+        out = self._out(x.shape[1] if masks is not None else x.shape[0])
         if m.get("init") is not None:
             out += a[m["init"]][None, :]
         k = _kernels()
-        if self._masks is not None:
-            bits, tables = self._masks
+        if masks is not None:
+            bits, tables = masks
             kernels = {par: k.MASK_KERNELS[bits, par] for par in (False, True)}
             args = (x, *tables, a["out_col"], float(m["scale"]), out)
         else:
