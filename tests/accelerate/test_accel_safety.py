@@ -280,3 +280,23 @@ def test_roundtrip_is_deterministic_and_pickle_free(forest: tuple[Any, Any]) -> 
     frame = frame_of(50, seed=27, nan=0.1)
     assert check_equivalence(again, pipeline, frame, "classification").max_abs == 0.0
     assert again.describe() == program.describe()
+
+
+def test_a_tree_that_is_not_a_tree_is_walked_never_masked(forest: tuple[Any, Any]) -> None:
+    """Both children of a split pointing at one node pass the file checks (children point
+    forward inside their tree) but make a DAG: the leaf-mask tables are only built for
+    proper trees, so such a program is walked, and the walk stays inside the arrays."""
+    pipeline, program = forest
+    assert str(program.kernel()).startswith("leaf-mask")
+
+    def same_children(arr: np.ndarray) -> np.ndarray:
+        left = np.load(io.BytesIO(_members(data)["left.npy"]))
+        arr[0] = left[0]  # the first tree's root: right child := left child
+        return arr
+
+    data = program.to_bytes()
+    dag = load_program(_with_array(data, "right", same_children))
+    assert dag.kernel() == "walk"
+    frame = frame_of(300, seed=21)
+    out = dag.predict(frame)
+    assert out is not None and np.isfinite(np.asarray(out["prediction"], dtype=float)).all()
