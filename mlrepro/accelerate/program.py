@@ -188,7 +188,7 @@ class Program:
             modes = (False, True) if batch else (False,)
             acc = np.float32 if model.get("acc") == "float32" else np.float64
             packed = self._packed()
-            if self._masks is not None and batch:  # batches: the leaf-mask kernels
+            if self._masks is not None:  # frames of MASK_MIN_ROWS rows or more
                 bits, tables = self._masks
                 for par in modes:
                     k.MASK_KERNELS[bits, par](np.ascontiguousarray(x.T), *tables, a["out_col"],
