@@ -74,10 +74,11 @@ def test_inspect_shows_the_acceleration(diabetes):
 
 
 @pytest.mark.parametrize("example", ["diabetes", "cancer"])
-def test_load_bundle_scores_with_the_program_and_matches_sklearn(example, request):
+@pytest.mark.parametrize("warm_up", [True, False], ids=["warm", "lazy"])
+def test_load_bundle_scores_with_the_program_and_matches_sklearn(example, warm_up, request):
     name = {"diabetes": "diabetes", "cancer": "breast_cancer"}[example]
     _, path, _ = request.getfixturevalue(example)
-    fast = load_bundle(path)
+    fast = load_bundle(path, warm_up=warm_up)  # lazy: each kernel compiles on first use
     slow = load_bundle(path, runtime="sklearn")
     assert (fast.runtime, slow.runtime) == ("accelerated", "sklearn")
     assert "runtime=accelerated" in repr(fast)

@@ -234,6 +234,7 @@ def bundle_predict(
             registry=registry,
             alias=alias,
             runtime=runtime,
+            warm_up=False,  # one batch job: compile only the kernel it runs, when it runs
         )
         if expect is not None and model.fingerprint != expect:
             from mlrepro.errors import ArtifactError
@@ -244,7 +245,12 @@ def bundle_predict(
             )
     else:
         model = load_reporting(
-            path, expect_fingerprint=expect, report=warn, trusted_keys=trust, runtime=runtime
+            path,
+            expect_fingerprint=expect,
+            report=warn,
+            trusted_keys=trust,
+            runtime=runtime,
+            warm_up=False,
         )
     summary = predict_io(
         model.pipeline,

@@ -466,6 +466,7 @@ def load_bundle(
     allow_contract_change: bool = False,
     limits: Any = None,
     runtime: str = "auto",
+    warm_up: bool = True,
 ) -> Any:
     """Load a ``.mlrepro`` bundle: verify every member, then unpickle the pipeline.
 
@@ -488,6 +489,9 @@ def load_bundle(
     ``runtime`` picks what scores: ``"auto"`` the bundle's accelerated program when it has
     one (``mlrepro bundle --accelerate``) and numba is installed, else scikit-learn;
     ``"accelerated"`` refuses a bundle without a program; ``"sklearn"`` ignores it.
+    ``warm_up`` compiles the accelerated kernels while loading (no pause on the first
+    predict: what a server wants); ``warm_up=False`` compiles each on first use, so a
+    one-shot batch job compiles only the kernel it runs (``mlrepro predict --bundle``).
     """
     from mlrepro.delivery.runtime import check_runtime, choose
 
@@ -507,6 +511,7 @@ def load_bundle(
             allow_contract_change=allow_contract_change,
             check_environment=check_environment,
             runtime=runtime,
+            warm_up=warm_up,
         )
     if path is None:
         raise UsageError("load_bundle needs a path", hint="e.g. load_bundle('model.mlrepro')")
@@ -559,7 +564,7 @@ def load_bundle(
         raise fmt.malformed(
             verified.path, fmt.PIPELINE, f"holds a {type(pipeline).__name__}, not a fitted model"
         )
-    chosen = choose(verified, pipeline, metadata.task, runtime)
+    chosen = choose(verified, pipeline, metadata.task, runtime, warm_up)
     return Bundle(
         path=verified.path,
         metadata=metadata,
@@ -640,7 +645,10 @@ def _from_registry(
     allow_contract_change: bool,
     check_environment: bool,
     runtime: str = "auto",
+    warm_up: bool = True,
 ) -> Any:
+    import functools
+
     from mlrepro.delivery import signing
     from mlrepro.delivery.follow import Follower
     from mlrepro.delivery.registry import open_registry
@@ -655,7 +663,7 @@ def _from_registry(
             poll=poll,
             check_environment=check_environment,
             log=_log,
-            load=load_bundle,
+            load=functools.partial(load_bundle, warm_up=warm_up),
             runtime=runtime,
         )
     except BaseException:

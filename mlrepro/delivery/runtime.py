@@ -46,8 +46,11 @@ def record_of(verified: Any) -> dict[str, Any] | None:
     return record
 
 
-def choose(verified: Any, pipeline: Any, task: str, runtime: str) -> Runtime:
-    """The runtime for this bundle and ``runtime`` choice (warns when auto falls back)."""
+def choose(verified: Any, pipeline: Any, task: str, runtime: str, warm_up: bool = True) -> Runtime:
+    """The runtime for this bundle and ``runtime`` choice (warns when auto falls back).
+
+    ``warm_up`` compiles the program's kernels now; without it each compiles on first use
+    (a one-shot batch job then compiles only the kernel it runs)."""
     from mlrepro.delivery import bundle as fmt
 
     check_runtime(runtime)
@@ -84,5 +87,6 @@ def choose(verified: Any, pipeline: Any, task: str, runtime: str) -> Runtime:
         raise fmt.malformed(verified.path, fmt.PROGRAM, why) from None
     from mlrepro.predict.scoring import AcceleratedPipeline
 
-    program.warm_up()  # compile the kernels now, not during the first request
+    if warm_up:
+        program.warm_up()  # compile the kernels now, not during the first request
     return Runtime("accelerated", record, AcceleratedPipeline(program, pipeline, task))
