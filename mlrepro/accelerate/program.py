@@ -291,19 +291,22 @@ class Program:
                 block = S[op["slots"]]
                 if np.isinf(block).any():
                     raise _Fallback
-                for step in op["steps"]:
-                    if step[0] == "clip":
-                        np.clip(block, step[1], step[2], out=block)
-                        continue
-                    arg = a[step[1]][:, None]
-                    if step[0] == "sub":
-                        block -= arg
-                    elif step[0] == "add":
-                        block += arg
-                    elif step[0] == "mul":
-                        block *= arg
-                    else:
-                        block /= arg
+                # an overflow to inf is caught below (the frame goes to the reference, which
+                # rejects it): no RuntimeWarning on the way
+                with np.errstate(over="ignore", invalid="ignore"):
+                    for step in op["steps"]:
+                        if step[0] == "clip":
+                            np.clip(block, step[1], step[2], out=block)
+                            continue
+                        arg = a[step[1]][:, None]
+                        if step[0] == "sub":
+                            block -= arg
+                        elif step[0] == "add":
+                            block += arg
+                        elif step[0] == "mul":
+                            block *= arg
+                        else:
+                            block /= arg
                 S[op["slots"]] = block
             elif kind == "onehot":
                 codes = self._codes(op, columns[op["input"]], record)
