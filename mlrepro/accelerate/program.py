@@ -127,6 +127,7 @@ class Program:
         self._warm = False
         self._pack: tuple[np.ndarray, ...] | None = None
         self._masks: tuple[int, tuple[np.ndarray, ...]] | None = None
+        self._masks_known = False
 
     # ---- public API ----------------------------------------------------------------
 
@@ -156,13 +157,19 @@ class Program:
     def _packed(self) -> tuple[np.ndarray, ...]:
         if self._pack is None:
             m, a = self.header["model"], self.arrays
-            k = _kernels()
-            self._pack = k.pack(
+            self._pack = _kernels().pack(
                 a["feature"], a["left"], a["right"], a["missing_left"], a["threshold"],
                 int(m["nan_mode"]), m["input"] == "float32",
             )  # fmt: skip
-            self._masks = k.pack_masks(self._pack, a["roots"], a["value"])
         return self._pack
+
+    def _mask_tables(self) -> tuple[int, tuple[np.ndarray, ...]] | None:
+        """(bits, tables) of the leaf-mask kernels, or None: this ensemble is walked."""
+        if not self._masks_known:
+            self._masks = _kernels().pack_masks(self._packed(), self.arrays["roots"],
+                                                self.arrays["value"])  # fmt: skip
+            self._masks_known = True
+        return self._masks
 
     def kernel(self) -> str | None:
         """Which tree kernel scores batches (``MASK_MIN_ROWS`` rows or more; fewer are always
@@ -170,8 +177,8 @@ class Program:
         ``walk`` (larger trees), None (a linear model)."""
         if self.header["model"]["kind"] != "trees":
             return None
-        self._packed()
-        return "walk" if self._masks is None else f"leaf-mask/{self._masks[0]}"
+        masks = self._mask_tables()
+        return "walk" if masks is None else f"leaf-mask/{masks[0]}"
 
     def warm_up(self, batch: bool = True) -> None:
         """Compile the kernels this program uses (once per process; numba caches nothing
@@ -186,19 +193,17 @@ class Program:
             k, a = _kernels(), self.arrays
             nan = (False, True) if self.header["nan_model"] else (False,)
             modes = (False, True) if batch else (False,)
-            acc = np.float32 if model.get("acc") == "float32" else np.float64
-            packed = self._packed()
-            if self._masks is not None:  # frames of MASK_MIN_ROWS rows or more
-                bits, tables = self._masks
+            masks = self._mask_tables()
+            if masks is not None:  # frames of MASK_MIN_ROWS rows or more
+                bits, tables = masks
                 for par in modes:
                     k.MASK_KERNELS[bits, par](np.ascontiguousarray(x.T), *tables, a["out_col"],
                                               float(model["scale"]), self._out(1))  # fmt: skip
             # the walk: one record and small frames always; batches when there are no masks
-            walks = (False,) if self._masks is not None else modes
+            walks = (False,) if masks is not None else modes
             for fn in (k.KERNELS[n, par] for n in nan for par in walks):
-                out = np.zeros((1, a["value"].shape[1]), dtype=acc)
-                fn(x, a["roots"][:1], np.zeros(1, dtype=np.int64), *packed, a["value"],
-                   float(model["scale"]), out)  # fmt: skip
+                fn(x, a["roots"][:1], np.zeros(1, dtype=np.int64), *self._packed(), a["value"],
+                   float(model["scale"]), self._out(1))  # fmt: skip
             if model["post"] == "xgb_clf":
                 k.xgb_sigmoid(np.zeros(1, dtype=np.float32))
                 k.xgb_softmax(np.zeros((1, 2), dtype=np.float32))
@@ -343,10 +348,9 @@ class Program:
 
     def _trees(self, X: np.ndarray, threads: int | None, serial: bool) -> np.ndarray:
         m, a = self.header["model"], self.arrays
-        packed = self._packed()
         # a few rows are walked (the masks evaluate every split: they pay off on blocks of
         # rows); the leaf-mask kernels read features-major (X.T is the slot table: no copy)
-        masks = self._masks if X.shape[0] >= MASK_MIN_ROWS else None
+        masks = self._mask_tables() if X.shape[0] >= MASK_MIN_ROWS else None
         if masks is not None:
             X = X.T
         if m["input"] == "float32":
@@ -369,7 +373,8 @@ class Program:
         else:
             nan = bool(self.header["nan_model"]) and bool(np.isnan(x).any())
             kernels = {par: k.KERNELS[nan, par] for par in (False, True)}
-            args = (x, a["roots"], a["out_col"], *packed, a["value"], float(m["scale"]), out)
+            node_table = self._packed()
+            args = (x, a["roots"], a["out_col"], *node_table, a["value"], float(m["scale"]), out)
         if serial:
             kernels[False](*args)
         else:
