@@ -18,7 +18,7 @@ from cli_helpers import run_cli
 from conftest import in_ci
 
 from mlrepro.core import manifest as manifest_mod
-from mlrepro.core.database import iter_batches
+from mlrepro.core.database import RESTART, iter_batches
 from mlrepro.errors import DataError, SourceError
 from mlrepro.fingerprint import FrameHasher
 
@@ -56,6 +56,9 @@ def fingerprint(folder: Path, reader: str, monkeypatch: pytest.MonkeyPatch) -> t
     m = manifest_mod.load(folder)
     hasher = FrameHasher()
     for batch in iter_batches(m.source, m.root):
+        if batch is RESTART:  # the ADBC reader gave up after streaming: start again
+            hasher = FrameHasher()
+            continue
         assert batch.num_rows <= m.source.chunk_size
         hasher.update(batch)
     return hasher.hexdigest(), hasher.rows

@@ -24,6 +24,7 @@ import contextlib
 import importlib
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,14 +86,28 @@ def reader_choice() -> str:
 
 
 def _driver(dialect: str) -> Any:
-    name = "adbc_driver_sqlite.dbapi" if dialect == "sqlite" else "adbc_driver_postgresql.dbapi"
+    """The driver's low-level module (``adbc_driver_sqlite``, ``adbc_driver_postgresql``).
+
+    Not the DB-API layer: ``adbc_driver_manager.dbapi`` imports ``pyarrow.dataset`` and with
+    it pandas (a quarter of a second), and its cursors add nothing the extract needs.
+    """
+    name = "adbc_driver_sqlite" if dialect == "sqlite" else "adbc_driver_postgresql"
     try:
+        importlib.import_module("adbc_driver_manager._reader")
         mod = importlib.import_module(name)
     except ImportError:
         raise Fallback(
             f"the ADBC driver for {dialect} is not installed (pip install 'mlrepro[arrow-db]')"
         ) from None
     return mod
+
+
+def _blocking(func: Callable[[], Any], cancel: Callable[[], Any]) -> Any:
+    """``func()`` with Ctrl-C cancelling the statement (as the driver's DB-API layer does)."""
+    from adbc_driver_manager import _lib
+
+    call = getattr(_lib, "_blocking_call", None)
+    return call(func, (), {}, cancel) if call is not None else func()
 
 
 def adbc_target(url: Any) -> tuple[str, str]:
@@ -112,15 +127,6 @@ def _scrub(text: str, target: str, secret_free: str) -> str:
     return redact(text.replace(target, secret_free))
 
 
-@dataclass
-class Plan:
-    """How each column of an ADBC batch becomes the sqlalchemy path's column."""
-
-    columns: list[str]
-    kinds: list[str]  # int64 | double | bool | string | binary | ... | numeric | null
-    inferred: bool = False  # the driver infers types from the data (SQLite)
-
-
 def _column_kinds_pg(schema: Any) -> list[str]:
     kinds = []
     for col in schema:
@@ -133,10 +139,11 @@ def _column_kinds_pg(schema: Any) -> list[str]:
     return kinds
 
 
-def sqlite_probe_sql(
+def sqlite_classes_sql(
     columns: list[str], inner: str, quote: Callable[[str], str], first: list[str]
 ) -> str:
-    """One pass: the ``first`` aggregates, then each column's SQLite storage classes."""
+    """One pass over the query result: the ``first`` aggregates, then each column's SQLite
+    storage classes."""
     parts = [*first, *(f"group_concat(DISTINCT typeof(mlrepro_src.{quote(c)}))" for c in columns)]
     return f"SELECT {', '.join(parts)} FROM ({inner}) AS mlrepro_src"
 
@@ -214,7 +221,7 @@ def _convert(batch: Any, plan: Plan) -> list[Any]:
         else:
             if isinstance(arr, pa.ExtensionArray):
                 arr = arr.storage
-            if str(arr.type) != kind:
+            if kind != "native" and str(arr.type) != kind:
                 arr = arr.cast(kind)
         out.append(arr)
     return out
@@ -271,26 +278,21 @@ def _rechunk(batches: Iterator[Any], size: int) -> Iterator[Any]:
 
 @dataclass
 class Opened:
-    """An ADBC connection with its cursor, the dialect and how to report errors."""
+    """An ADBC database and connection, the dialect and how to report errors."""
 
+    database: Any
     conn: Any
     dialect: str
     target: str
     secret_free: str
+    handles: list[Any] = field(default_factory=list)  # statements and readers to close
 
     def fail(self, exc: Exception) -> QueryFailed:
         text = first_line(_scrub(str(exc), self.target, self.secret_free))
         return QueryFailed(_DRIVER_PREFIX.sub("", text))
 
-    cursors: list[Any] = field(default_factory=list)
-
-    def cursor(self) -> Any:
-        cur = self.conn.cursor()
-        self.cursors.append(cur)
-        return cur
-
     def close(self) -> None:
-        for obj in (*self.cursors, self.conn):
+        for obj in (*reversed(self.handles), self.conn, self.database):
             # closing a broken connection must not hide the first error
             with contextlib.suppress(Exception):
                 obj.close()
@@ -298,53 +300,187 @@ class Opened:
 
 def open_adbc(url: Any, secret_free: str) -> Opened:
     dialect, target = adbc_target(url)
-    mod = _driver(dialect)
+    return open_target(dialect, target, secret_free)
+
+
+def open_target(dialect: str, target: str, secret_free: str) -> Opened:
+    mod = _driver(dialect)  # first: Fallback when the arrow-db extra is not installed
+    import adbc_driver_manager as dm
+
+    database = conn = None
     try:
-        conn = mod.connect(target)
+        database = mod.connect(target)
+        conn = dm.AdbcConnection(database)
     except Exception as exc:  # the sqlalchemy path reports connection problems its way
+        for obj in (conn, database):
+            if obj is not None:
+                with contextlib.suppress(Exception):
+                    obj.close()
         raise Fallback(
             f"ADBC could not connect: {first_line(_scrub(str(exc), target, secret_free))}"
         ) from None
-    return Opened(conn, dialect, target, secret_free)
+    return Opened(database, conn, dialect, target, secret_free)
 
 
 def query_arrow(db: Opened, sql: str, params: tuple[Any, ...], chunk_size: int) -> Any:
     """A RecordBatchReader over ``sql`` (errors: SourceError without secrets)."""
-    cur = db.cursor()
+    import adbc_driver_manager as dm
+    import pyarrow as pa
+    from adbc_driver_manager import _reader
+
     try:
+        stmt = dm.AdbcStatement(db.conn)
+        db.handles.append(stmt)
         if db.dialect == "sqlite":
-            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(chunk_size)})
-        cur.execute(sql, params or None)
-        return cur.fetch_record_batch()
+            stmt.set_options(**{"adbc.sqlite.query.batch_rows": str(chunk_size)})
+        stmt.set_sql_query(sql)  # no prepare(): with it, SQLite's driver reads 1.5x slower
+        if params:
+            names = [str(i) for i in range(len(params))]
+            stmt.bind(pa.RecordBatch.from_arrays([_one_value(p) for p in params], names=names))
+        handle, _rows = _blocking(stmt.execute_query, stmt.cancel)
+        reader = _reader.AdbcRecordBatchReader._import_from_c(handle.address)
+        db.handles.append(reader)
+        return reader
     except Exception as exc:
         raise db.fail(exc) from None
+
+
+def _one_value(value: float | str) -> Any:
+    """A one-element Arrow array built from buffers: ``pyarrow.array`` of Python objects
+    imports pandas (a fifth of a second) to look for pandas objects in the list."""
+    import struct
+
+    import pyarrow as pa
+
+    if isinstance(value, float):
+        data = pa.py_buffer(struct.pack("<d", value))
+        return pa.Array.from_buffers(pa.float64(), 1, [None, data])
+    data = value.encode()
+    offsets = pa.py_buffer(struct.pack("<ii", 0, len(data)))
+    return pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(data)])
 
 
 def fetch_all(db: Opened, sql: str) -> list[Any]:
-    cur = db.cursor()
+    reader = query_arrow(db, sql, (), 1024)
     try:
-        cur.execute(sql)
-        return [tuple(r) for r in cur.fetchall()]
+        table = reader.read_all()
     except Exception as exc:
         raise db.fail(exc) from None
+    columns = [c.to_pylist() for c in table.columns]
+    return list(zip(*columns, strict=True))
 
 
 def query_schema(db: Opened, sql: str) -> Any:
     return query_arrow(db, sql, (), 1).schema
 
 
-def plan_for(db: Opened, columns: list[str], schema: Any, classes: list[Any] | None) -> Plan:
+class Probe:
+    """A query run on a connection of its own, in a thread, while the main read streams.
+
+    Both release the GIL inside the driver, so on two cores the probe costs no wall time.
+    ``result`` waits for it; ``cancel`` interrupts it (``sqlite3_interrupt``) and waits.
+    """
+
+    def __init__(self, dialect: str, target: str, secret_free: str, sql: str) -> None:
+        self._args = (dialect, target, secret_free, sql)
+        self._db: Opened | None = None
+        self._rows: list[Any] | None = None
+        self._error: BaseException | None = None
+        self._cancelled = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="mlrepro-probe", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        dialect, target, secret_free, sql = self._args
+        try:
+            db = open_target(dialect, target, secret_free)
+            with self._lock:
+                self._db = db
+                cancelled = self._cancelled
+            if not cancelled:
+                self._rows = fetch_all(db, sql)
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+        finally:
+            with self._lock:
+                opened, self._db = self._db, None
+            if opened is not None:
+                opened.close()
+
+    def result(self) -> list[Any]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._rows is not None
+        return self._rows
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            db = self._db
+            if db is not None:
+                for handle in db.handles:
+                    if hasattr(handle, "cancel"):
+                        with contextlib.suppress(Exception):
+                            handle.cancel()
+        self._thread.join()
+
+
+@dataclass
+class Plan:
+    """How each column of an ADBC batch becomes the sqlalchemy path's column."""
+
+    columns: list[str]
+    kinds: list[str]  # int64 | double | bool | string | binary | ... | numeric | native
+    classes: Probe | None = None  # SQLite: the probe (``sqlite_classes_sql``), still running
+    leading: int = 0  # aggregates in the probe's row before the classes ...
+    check: Callable[[tuple[Any, ...]], None] | None = None  # ... handed to this (may raise)
+
+    @property
+    def inferred(self) -> bool:
+        """The driver infers types from the data (SQLite)."""
+        return self.classes is not None
+
+    def sqlite_kinds(self) -> list[str]:
+        """Each column's one storage class as an Arrow type (waits for the probe)."""
+        assert self.classes is not None
+        row = tuple(self.classes.result()[0])
+        if self.check is not None:
+            self.check(row[: self.leading])
+        return _column_kinds_sqlite(self.columns, list(row[self.leading :]))
+
+    def verify(self, schema: Any) -> None:
+        """Fallback unless every column held one storage class, the one that streamed."""
+        if self.classes is None:
+            return
+        for name, kind in zip(self.columns, self.sqlite_kinds(), strict=True):
+            got = schema.field(name).type if schema is not None else None
+            if kind != "null" and got is not None and str(got) not in (kind, "null"):
+                raise Fallback(f"column '{name}' holds SQLite {kind} values but read as {got}")
+
+
+def plan_for(
+    db: Opened,
+    columns: list[str],
+    schema: Any,
+    probe: tuple[Probe, int, Callable[[tuple[Any, ...]], None]] | None = None,
+) -> Plan:
+    """PostgreSQL: kinds from the driver's type names. SQLite: as the driver reads them,
+    checked against ``probe`` = (the running probe, its leading aggregates, their check)."""
     if db.dialect == "postgresql":
         return Plan(columns, _column_kinds_pg(schema))
-    kinds = _column_kinds_sqlite(columns, classes or [None] * len(columns))
-    return Plan(columns, kinds, inferred=True)
+    assert probe is not None
+    classes, leading, check = probe
+    return Plan(columns, ["native"] * len(columns), classes, leading, check)
 
 
 def stream_converted(reader: Any, plan: Plan, chunk_size: int, name: str) -> Iterator[Any]:
     """Chunks as the sqlalchemy path's ``_to_batch`` builds them (schema from the first).
 
     Raises Fallback before yielding anything when the first chunk has a column that is
-    NULL throughout while more rows follow.
+    NULL throughout while more rows follow; and, SQLite, after the last chunk (or a driver
+    error) when the storage-class probe finds a column the reference reader reads otherwise.
     """
     import pyarrow as pa
 
@@ -353,17 +489,19 @@ def stream_converted(reader: Any, plan: Plan, chunk_size: int, name: str) -> Ite
     try:
         first = next(chunks, None)
         if first is None:
+            plan.verify(None)
             return
         arrays = _convert(first, plan)
         # SQLite's driver infers a column's type from its first batch: one that was all NULL
         # there (but has values, says the probe) may arrive in any type later.
-        nulls = [
-            n
-            for n, k, a in zip(plan.columns, plan.kinds, arrays, strict=True)
-            if pa.types.is_null(a.type) and k != "null" and plan.inferred
-        ]
-        if nulls and first.num_rows >= chunk_size:  # more rows may follow
-            raise Fallback(f"column(s) {nulls} are NULL in the whole first chunk")
+        if plan.inferred and first.num_rows >= chunk_size:  # more rows may follow
+            names = zip(plan.columns, arrays, strict=True)
+            empty = {n for n, a in names if pa.types.is_null(a.type)}
+            if empty:
+                kinds = dict(zip(plan.columns, plan.sqlite_kinds(), strict=True))
+                nulls = [n for n in plan.columns if n in empty and kinds[n] != "null"]
+                if nulls:
+                    raise Fallback(f"column(s) {nulls} are NULL in the whole first chunk")
         batch = pa.RecordBatch.from_arrays(arrays, names=plan.columns)
         schema = batch.schema
         yield batch
@@ -372,10 +510,13 @@ def stream_converted(reader: Any, plan: Plan, chunk_size: int, name: str) -> Ite
     except (Fallback, DataError, SourceError):
         raise
     except Exception as exc:  # a driver error while streaming
+        if plan.inferred:  # e.g. "Type mismatch": a column mixing storage classes
+            plan.verify(schema)
         raise SourceError(
             f"the source query failed while streaming: {first_line(redact(str(exc)))}",
             hint=f"run the query of {name} in your SQL client; or set {READER_VAR}=sqlalchemy",
         ) from None
+    plan.verify(schema)
 
 
 def _conform(arrays: list[Any], columns: list[str], schema: Any) -> Any:

@@ -28,11 +28,17 @@ def build_query(source: Source, dialect: Any, ts_kind: str) -> tuple[str, dict[s
     ts = f"mlrepro_src.{q(source.timestamp_column)}"
     as_of = source.as_of_utc()
     value: Any
+    text_value = as_of.strftime("%Y-%m-%d %H:%M:%S.") + f"{as_of.microsecond // 1000:03d}"
     if ts_kind == "epoch":
         cond, value = f"{ts} <= :as_of", as_of.timestamp()
     elif ts_kind == "sqlite_text":  # ISO text, normalised to UTC with milliseconds
-        cond = f"strftime('{SQLITE_UTC}', {ts}) <= :as_of"
-        value = as_of.strftime("%Y-%m-%d %H:%M:%S.") + f"{as_of.microsecond // 1000:03d}"
+        cond, value = f"strftime('{SQLITE_UTC}', {ts}) <= :as_of", text_value
+    elif ts_kind == "sqlite_either":  # not probed yet: the cut for whichever the rows hold
+        cond = (
+            f"CASE WHEN typeof({ts}) = 'text' THEN strftime('{SQLITE_UTC}', {ts}) <= "
+            f"'{text_value}' ELSE {ts} <= :as_of END"
+        )
+        value = as_of.timestamp()
     elif dialect.name == "postgresql":  # the session runs in UTC (SET TIME ZONE)
         cond, value = f"{ts} <= :as_of", as_of
     else:  # other drivers may refuse aware datetimes: naive UTC
@@ -89,7 +95,7 @@ def _sqlite_time_kind(run: Callable[[str], list[Any]], inner: str, ts: str, name
     vanish from the snapshot without a word.
     """
     rows = run(
-        f"SELECT typeof({ts}), COUNT(*), SUM(strftime('{SQLITE_UTC}', {ts}) IS NULL) "
+        f"SELECT typeof({ts}), COUNT(*), SUM({unreadable_sql(ts)}) "
         f"FROM ({inner}) AS mlrepro_src WHERE {ts} IS NOT NULL GROUP BY typeof({ts})"
     )
     counts = {kind: (int(n), int(bad or 0)) for kind, n, bad in rows}
@@ -98,12 +104,19 @@ def _sqlite_time_kind(run: Callable[[str], list[Any]], inner: str, ts: str, name
     return sqlite_time_verdict(numbers, texts, unreadable, name)
 
 
+def unreadable_sql(ts: str) -> str:
+    """True for a value SQLite's date functions cannot read (then ``strftime`` is NULL too:
+    both parse with the same routine; ``julianday`` skips formatting the text, a third of
+    the probe's time; tested on odd values)."""
+    return f"julianday({ts}) IS NULL"
+
+
 def sqlite_time_counts(ts: str) -> list[str]:
     """SQL aggregates (numbers, texts, unreadable texts) of a timestamp column, for one pass."""
     return [
         f"SUM(typeof({ts}) IN ('integer', 'real'))",
         f"SUM(typeof({ts}) = 'text')",
-        f"SUM(typeof({ts}) = 'text' AND strftime('{SQLITE_UTC}', {ts}) IS NULL)",
+        f"SUM(typeof({ts}) = 'text' AND {unreadable_sql(ts)})",
     ]
 
 
@@ -199,19 +212,21 @@ class KeyCheck:
             else:
                 prev, cur = col[:-1], col[1:]
             if len(cur) == 0:
-                same = pa.array([], pa.bool_())
+                same = pa.nulls(0, pa.bool_())
                 break
+            # Kleene logic throughout, no Python scalars: pyarrow imports pandas (a fifth
+            # of a second) to convert one. A NULL ``eq`` (one side NULL) counts as unequal.
             both_null = pc.and_(pc.is_null(prev), pc.is_null(cur))
             if pa.types.is_null(cur.type):
                 eq = both_null
             else:
-                eq = pc.or_(pc.fill_null(pc.equal(prev, cur), False), both_null)
-            same = eq if same is None else pc.and_(same, eq)
+                eq = pc.or_kleene(pc.equal(prev, cur), both_null)
+            same = eq if same is None else pc.and_kleene(same, eq)
         if same is not None and len(same):
             count = pc.sum(same).as_py() or 0
             if count and self.first is None:
                 offset = 0 if self._last else 1
-                self.first = self.rows + offset + pc.index(same, True).as_py()
+                self.first = self.rows + offset + pc.indices_nonzero(same)[0].as_py()
             self.repeats += count
         self._last = [batch.column(name)[-1:] for name in self.columns]
         self.rows += n
@@ -256,10 +271,28 @@ def _stream(
     keys.check()
 
 
+class Restart:
+    """Yielded by ``iter_batches``: discard every batch before it, the snapshot starts over.
+
+    The ADBC reader learns only once its rows have streamed that a column mixes SQLite
+    storage classes (its probe runs beside the read); the reference reader then reads the
+    source again from the start. Rare: the price of a probe that costs no wall time.
+    """
+
+    def __repr__(self) -> str:
+        return "RESTART"
+
+
+RESTART = Restart()
+
+
 def iter_batches(
     source: Source, root: Path, on_progress: Callable[[int], None] | None = None
 ) -> Iterator[Any]:
-    """Yield arrow RecordBatches of the as-of snapshot, ``chunk_size`` rows at a time."""
+    """Yield arrow RecordBatches of the as-of snapshot, ``chunk_size`` rows at a time.
+
+    May yield ``RESTART`` once: every batch yielded before it must be discarded.
+    """
     import sqlalchemy as sa
 
     from mlrepro.core import arrowdb
@@ -269,18 +302,13 @@ def iter_batches(
     try:
         choice = arrowdb.reader_choice()
         if choice != "sqlalchemy":
-            started = False
+            sent, rows = 0, 0
             try:
                 for batch in _arrow_stream(engine, source, secret_free, on_progress):
-                    started = True
+                    sent, rows = sent + 1, rows + batch.num_rows
                     yield batch
                 return
             except arrowdb.Fallback as why:
-                if started:  # never start over once a batch went out (not expected to happen)
-                    raise SourceError(
-                        f"the ADBC reader stopped part-way: {why}",
-                        hint=f"set {arrowdb.READER_VAR}=sqlalchemy",
-                    ) from None
                 if choice == "adbc" and isinstance(why, arrowdb.QueryFailed):
                     raise why.error() from None
                 if choice == "adbc":
@@ -289,6 +317,10 @@ def iter_batches(
                         f"source exactly like the sqlalchemy reader: {why}",
                         hint=f"unset {arrowdb.READER_VAR} to fall back automatically",
                     ) from None
+            if sent:  # batches went out: the consumer discards them, the count starts over
+                if on_progress and rows:
+                    on_progress(-rows)
+                yield RESTART
         try:
             conn = engine.connect()
         except sa.exc.DBAPIError as exc:  # server down, wrong password, unknown database...
@@ -308,10 +340,17 @@ def iter_batches(
 def _arrow_stream(
     engine: Any, source: Source, secret_free: str, on_progress: Callable[[int], None] | None
 ) -> Iterator[Any]:
-    """The as-of snapshot through an ADBC driver, batch for batch what ``_stream`` yields."""
+    """The as-of snapshot through an ADBC driver, batch for batch what ``_stream`` yields.
+
+    SQLite: the as-of cut is written for numbers and ISO text alike; the timestamp column's
+    counts (``sqlite_time_verdict``) and every column's storage classes are probed on a second
+    connection while the rows stream, and checked at the end (a DataError is the reference
+    reader's own; a Fallback means the caller restarts through sqlalchemy).
+    """
     from mlrepro.core import arrowdb
 
     db = arrowdb.open_adbc(engine.url, secret_free)
+    probe, probed = None, None
     try:
         inner = source.query.strip().rstrip(";")
         q = engine.dialect.identifier_preparer.quote
@@ -320,15 +359,20 @@ def _arrow_stream(
         schema = arrowdb.query_schema(db, f"SELECT * FROM ({inner}) AS mlrepro_src WHERE 1 = 0")
         columns = list(schema.names)
         _check_columns(columns, source)
-        kind, classes = "native", None
-        if db.dialect == "sqlite":
+        kind = "native"
+        if db.dialect == "sqlite":  # one pass beside the read: the time cut's counts, classes
             ts = source.timestamp_column
+            kind = "sqlite_either"
             times = sqlite_time_counts(f"mlrepro_src.{q(ts)}")
-            row = arrowdb.fetch_all(db, arrowdb.sqlite_probe_sql(columns, inner, q, times))[0]
-            numbers, texts, unreadable = (int(v or 0) for v in row[:3])
-            kind = sqlite_time_verdict(numbers, texts, unreadable, ts)  # one pass for both
-            classes = row[3:]
-        plan = arrowdb.plan_for(db, columns, schema, list(classes) if classes else None)
+            sql = arrowdb.sqlite_classes_sql(columns, inner, q, times)
+
+            def time_verdict(counts: tuple[Any, ...]) -> None:
+                numbers, texts, unreadable = (int(v or 0) for v in counts)
+                sqlite_time_verdict(numbers, texts, unreadable, ts)
+
+            probe = arrowdb.Probe(db.dialect, db.target, secret_free, sql)
+            probed = (probe, len(times), time_verdict)
+        plan = arrowdb.plan_for(db, columns, schema, probed)
         sql, params = build_query(source, engine.dialect, kind)
         head, _, tail = sql.rpartition(":as_of")
         value = params["as_of"]
@@ -349,4 +393,6 @@ def _arrow_stream(
             yield _to_batch([], columns, None)
         keys.check()
     finally:
+        if probe is not None:
+            probe.cancel()
         db.close()

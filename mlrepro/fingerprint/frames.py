@@ -209,7 +209,7 @@ class _Column:
                 _update_zeroing_nulls(self.values, values, w, mask)
         elif self.kind == "bool":
             if mask is not None:
-                arr = pc.fill_null(arr, False)
+                arr = pc.fill_null(arr, _empty_scalar(arr.type))
             self.values.update(arr.to_numpy(zero_copy_only=False).view(np.uint8))
         elif self.kind == "var":
             self._update_var(arr, mask)
@@ -226,7 +226,7 @@ class _Column:
             arr = arr.cast(pa.large_string() if is_text else pa.large_binary())
         if mask is not None:
             # Arrow lets null slots own bytes; rebuild so they are empty.
-            arr = pc.fill_null(arr, "" if is_text else b"")
+            arr = pc.fill_null(arr, _empty_scalar(arr.type))
         offset_type = np.int64 if str(arr.type).startswith("large_") else np.int32
         _, offsets_buf, data_buf = arr.buffers()
         offsets = np.frombuffer(
@@ -252,6 +252,19 @@ class _Column:
         ]
         self.values.update(np.array([len(e) for e in encoded], dtype="<i8").view(np.uint8))  # type: ignore[arg-type]
         self.data.update(b"".join(encoded))
+
+
+def _empty_scalar(arrow_type: Any) -> Any:
+    """False, or the empty string/bytes, of ``arrow_type``, built from buffers: converting a
+    Python value (``pc.fill_null(arr, "")``) makes pyarrow import pandas, a fifth of a second
+    that an extract otherwise never pays."""
+    import pyarrow as pa
+
+    if pa.types.is_boolean(arrow_type):
+        return pa.Array.from_buffers(arrow_type, 1, [None, pa.py_buffer(b"\x00")])[0]
+    width = 8 if pa.types.is_large_string(arrow_type) or pa.types.is_large_binary(arrow_type) else 4
+    offsets = pa.py_buffer(bytes(2 * width))
+    return pa.Array.from_buffers(arrow_type, 1, [None, offsets, pa.py_buffer(b"")])[0]
 
 
 def _chunk_columns(chunk: Any) -> tuple[list[str], list[Any], list[list[Any]], int]:

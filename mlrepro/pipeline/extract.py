@@ -3,8 +3,13 @@ its schema while it streams."""
 
 from __future__ import annotations
 
+import contextlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 MAX_CATEGORIES = 100  # string columns with at most this many values get an isin check
@@ -36,6 +41,91 @@ def summarise(batch: Any, summary: dict[str, ColumnSummary]) -> None:
             s.categories.update(v for v in pc.unique(col).to_pylist() if v is not None)
             if len(s.categories) > MAX_CATEGORIES:
                 s.categories = None
+
+
+def _repeats(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    t = arrow_type
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t))
+
+
+class SnapshotWriter:
+    """The streamed snapshot: each batch written to parquet, hashed and summarised in order
+    on one worker thread, while the reader fetches the next.
+
+    The parquet encoder, the hash and the summary's kernels release the GIL, and so does an
+    ADBC reader: on two cores writing costs little wall time. At most ``AHEAD`` batches wait
+    (memory stays bounded). An error on the worker (a full disk) is raised, unchanged, by the
+    next ``add`` or by ``finish``; leaving the ``with`` block on an error waits for the
+    worker and closes the file, so the caller can remove it.
+    """
+
+    AHEAD = 2
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mlrepro-snapshot")
+        self._pending: deque[Future[None]] = deque()
+        self._writer: Any = None
+        self._fresh()
+
+    def _fresh(self) -> None:
+        from mlrepro.fingerprint import FrameHasher
+
+        self.hasher = FrameHasher()
+        self.summary: dict[str, ColumnSummary] = {}
+
+    def _write(self, batch: Any) -> None:  # on the worker, in submission order
+        import pyarrow.parquet as pq
+
+        if self._writer is None:  # dictionaries for text only: numbers rarely repeat enough
+            text = [f.name for f in batch.schema if _repeats(f.type)]
+            self._writer = pq.ParquetWriter(self.path, batch.schema, use_dictionary=text)
+        self._writer.write_batch(batch)
+        self.hasher.update(batch)
+        summarise(batch, self.summary)
+
+    def add(self, batch: Any) -> None:
+        self._pending.append(self._pool.submit(self._write, batch))
+        while len(self._pending) > self.AHEAD:
+            self._pending.popleft().result()
+
+    def _drain(self) -> None:
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()
+
+    def restart(self) -> None:
+        """Forget every batch so far (the source is read again from the start)."""
+        self._drain()
+        self.path.unlink(missing_ok=True)
+        self._fresh()
+
+    def finish(self) -> None:
+        """Wait for the last batch and close the file."""
+        self._drain()
+        self._pool.shutdown()
+
+    def __enter__(self) -> SnapshotWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.finish()
+            return
+        for pending in self._pending:
+            pending.cancel()
+        self._pool.shutdown(wait=True)
+        self._pending.clear()
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            self._drain()
 
 
 def utc_now() -> str:

@@ -127,28 +127,20 @@ def _predicts(m: Manifest) -> bool:
 
 # ----------------------------------------------------------------------------- execution
 def _extract(ctx: StageContext) -> Outputs:
-    import pyarrow.parquet as pq
-
-    from mlrepro.core.database import iter_batches
-    from mlrepro.fingerprint import FrameHasher
-    from mlrepro.pipeline.extract import summarise
+    from mlrepro.core.database import RESTART, iter_batches
+    from mlrepro.pipeline.extract import SnapshotWriter
     from mlrepro.pipeline.schema import infer_yaml
 
     m, store = ctx.m, ctx.store
     src = m.source
-    hasher, summary = FrameHasher(), {}  # type: ignore[var-annotated]
-    writer = None
     with store.temp(".parquet") as tmp:
-        try:
+        with SnapshotWriter(tmp) as sink:
             for batch in iter_batches(src, ctx.root, ctx.advance("extract")):
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, batch.schema)
-                writer.write_batch(batch)
-                hasher.update(batch)
-                summarise(batch, summary)
-        finally:
-            if writer is not None:
-                writer.close()
+                if batch is RESTART:
+                    sink.restart()
+                    continue
+                sink.add(batch)
+        hasher, summary = sink.hasher, sink.summary
         if hasher.rows == 0:
             raise DataError(
                 f"the source query returned zero rows as of {src.as_of}",
@@ -260,7 +252,7 @@ def _predict(ctx: StageContext) -> Outputs:
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
-        Stage("extract", 1, _extract_params, _extract),
+        Stage("extract", 2, _extract_params, _extract),
         Stage("features", 1, _features_params, _features, {"snapshot": ("extract", "snapshot")}),
         Stage("select", 1, _select_params, _select, {"matrix": ("features", "matrix")}),
         Stage(
