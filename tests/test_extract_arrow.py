@@ -8,7 +8,10 @@ of the streamed snapshots (and, through the CLI, of the locked snapshots).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -198,6 +201,150 @@ def test_adbc_reader_checks_order_by_and_columns(tmp_path, monkeypatch) -> None:
         fingerprint(folder, "adbc", monkeypatch)
 
 
+def late_mix_db(path: Path) -> str:
+    """A REAL column whose later rows are stored as integers: the driver reads them as
+    doubles without a word, only the probe (which runs beside the read) sees two classes."""
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE t (id INTEGER, ts TEXT, v, y REAL)")
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?, ?, ?)",
+        [(i, "2026-01-01T00:00:00Z", i + 0.5 if i < 20 else i, 1.0) for i in range(40)],
+    )
+    con.commit()
+    con.close()
+    return f"sqlite:///{path}"
+
+
+def test_sqlite_class_mix_found_after_streaming_restarts(tmp_path, monkeypatch) -> None:
+    folder = project(
+        tmp_path / "p", late_mix_db(tmp_path / "db.sqlite"), "SELECT * FROM t", chunk_size=8
+    )
+    m = manifest_mod.load(folder)
+    monkeypatch.setenv("MLREPRO_EXTRACT_READER", "auto")
+    stream = list(iter_batches(m.source, m.root))
+    assert stream.count(RESTART) == 1 and stream[0] is not RESTART  # batches went out first
+    assert fingerprint(folder, "auto", monkeypatch) == fingerprint(
+        folder, "sqlalchemy", monkeypatch
+    )
+    with pytest.raises(SourceError, match="mixes SQLite storage classes"):
+        fingerprint(folder, "adbc", monkeypatch)
+    # through the CLI: the snapshot written before the restart is discarded
+    locked = []
+    for reader in ("auto", "sqlalchemy"):
+        monkeypatch.setenv("MLREPRO_EXTRACT_READER", reader)
+        r = run_cli("extract", "--force", "-p", folder)
+        assert r.code == 0, r.err
+        lock = json.loads((folder / "mlrepro.lock").read_text())
+        locked.append(lock["stages"]["extract"]["outputs"])
+    assert locked[0] == locked[1]
+    staging = [p for p in (folder / ".mlrepro").rglob("*") if p.is_file() and "tmp" in p.name]
+    assert staging == []
+
+
+@pytest.mark.parametrize(
+    ("times", "message"),
+    [
+        (["2026-01-01T00:00:00Z"] * 9 + [1767225600], r"mixes numbers \(1 rows\) and text"),
+        (["2026-01-01T00:00:00Z"] * 9 + ["01/02/2026"], "1 of 10 value.s. are not ISO 8601"),
+    ],
+)
+def test_sqlite_time_verdict_checked_beside_the_read(tmp_path, monkeypatch, times, message) -> None:
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE t (id INTEGER, ts, y REAL)")
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, t, 1.0) for i, t in enumerate(times)])
+    con.commit()
+    con.close()
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    folder = project(tmp_path / "p", url, "SELECT * FROM t", chunk_size=3)
+    for reader in ("adbc", "auto", "sqlalchemy"):  # the reference reader's own error
+        with pytest.raises(DataError, match=message):
+            fingerprint(folder, reader, monkeypatch)
+
+
+ODD_TIMES = [
+    "2026-01-01",
+    "2026-01-01T10:00:00Z",
+    "2026-01-01 10:00:00.5+02:00",
+    "2026-01-01T10:00+0200",
+    "01/02/2024",
+    "now",
+    "",
+    "abc",
+    "2026-13-01",
+    "2026-02-30",
+    "2026-02-29",
+    "10000-01-01",
+    "0000-01-01",
+    "-0001-01-01",
+    "2026-01-01T10:00:00.123456789Z",
+    " 2026-01-01",
+    "2026-01-01 ",
+    "12345",
+    "2460000.5",
+    "2026-01-01T25:00:00",
+    "2026-01-01T10:61:00",
+    "2026-1-1",
+    "T10:00",
+    "10:00",
+    "10:00:00.5",
+    "2026-01-01T10:00:00-14:00",
+    "2026-01-01T10:00:00+25:00",
+    "Z",
+    "2026-01-01Z",
+    "2026-01-01T10:00:00ZZ",
+    "2026-01-01\t10:00",
+    "２０２６-01-01",
+    "subsec",
+]
+
+
+def test_julianday_reads_exactly_what_strftime_reads() -> None:
+    # The probes count unreadable times with julianday (cheaper); the as-of cut uses strftime.
+    from mlrepro.core.database import SQLITE_UTC, unreadable_sql
+
+    con = sqlite3.connect(":memory:")
+    for value in ODD_TIMES:
+        fast, ref = con.execute(
+            f"SELECT {unreadable_sql('?1')}, strftime('{SQLITE_UTC}', ?1) IS NULL", (value,)
+        ).fetchone()
+        assert fast == ref, value
+
+
+def imports_of_the_data_path(folder: Path, scratch: Path) -> tuple[list[str], int]:
+    """(which of pandas, pandera, sklearn) a fresh interpreter imports to stream, write and
+    describe the snapshot of ``folder`` through ADBC, and the rows it streamed."""
+    code = f"""
+import sys
+from pathlib import Path
+from mlrepro.core import manifest
+from mlrepro.core.database import iter_batches
+from mlrepro.pipeline.extract import SnapshotWriter
+from mlrepro.pipeline.schema import infer_yaml
+m = manifest.load(Path({str(folder)!r}))
+with SnapshotWriter(Path({str(scratch)!r})) as sink:
+    for batch in iter_batches(m.source, m.root):
+        sink.add(batch)
+infer_yaml(sink.summary, m.name)
+import json
+seen = sorted(n for n in ("pandas", "pandera", "sklearn") if n in sys.modules)
+print(json.dumps([seen, sink.hasher.rows]))
+"""
+    env = {**os.environ, "MLREPRO_EXTRACT_READER": "adbc"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    names, rows = json.loads(done.stdout)
+    return names, rows
+
+
+def test_extract_data_path_imports_no_pandas(tmp_path) -> None:
+    # pyarrow imports pandas whenever a Python value becomes an Arrow value (pa.array,
+    # pa.scalar, pc.fill_null(arr, ""), Array.to_numpy): a fifth of a second that the ADBC
+    # path does not pay. Nulls, all-NULL columns, bytes, text and booleans all go through.
+    url = sqlite_db(tmp_path / "db.sqlite", rows=300)
+    folder = project(tmp_path / "p", url, JOIN, chunk_size=64)
+    assert imports_of_the_data_path(folder, tmp_path / "s.parquet") == ([], 298)
+
+
 def test_unknown_reader_is_a_usage_error(tmp_path, monkeypatch) -> None:
     url = sqlite_db(tmp_path / "db.sqlite")
     folder = project(tmp_path / "p", url, JOIN)
@@ -250,6 +397,8 @@ def test_postgres_same_fingerprint(tmp_path, monkeypatch, pg_clean_schema, chunk
     assert 0 < rows < 80  # the as_of cut (millisecond steps around it) took some rows out
     empty = project(tmp_path / "e", pg_clean_schema.url, query, as_of="2020-01-01T00:00:00Z")
     assert both(empty, monkeypatch) == 0
+    if chunk_size == 9:  # NUMERIC, bytea, booleans, times: no pandas import either
+        assert imports_of_the_data_path(folder, tmp_path / "s.parquet") == ([], rows)
 
 
 @pytest.mark.postgres

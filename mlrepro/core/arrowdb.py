@@ -162,6 +162,18 @@ def _column_kinds_sqlite(columns: list[str], classes: list[str | None]) -> list[
 
 
 # ----------------------------------------------------------------------------- NUMERIC
+def _ints(arr: Any) -> Any:
+    """An int32/int64 Arrow array without nulls as int64 numpy, read from its buffer
+    (``Array.to_numpy`` imports pandas)."""
+    import numpy as np
+
+    assert arr.null_count == 0
+    width = arr.type.bit_width // 8
+    data = arr.buffers()[1]
+    out = np.frombuffer(data, dtype=f"<i{width}", count=len(arr), offset=arr.offset * width)
+    return out.astype(np.int64)
+
+
 def _decimal_type(text: Any) -> Any:
     """The decimal type ``pyarrow.array`` infers for these values as Python Decimals.
 
@@ -169,18 +181,20 @@ def _decimal_type(text: Any) -> Any:
     precision = max(digits, scale) when there is a fraction; the chunk's type has the most
     integer digits plus the largest scale.
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    # numpy for the arithmetic: a Python number in a compute call makes pyarrow import pandas
     body = pc.utf8_ltrim(text, "-")
-    point = pc.find_substring(body, ".")
-    length = pc.utf8_length(body)
-    scale = pc.if_else(pc.less(point, 0), 0, pc.subtract(pc.subtract(length, point), 1))
+    point = _ints(pc.find_substring(body, "."))
+    length = _ints(pc.utf8_length(body))
+    scale = np.where(point < 0, 0, length - point - 1)
     digits = pc.utf8_length(pc.utf8_ltrim(pc.replace_substring(body, ".", ""), "0"))
-    digits = pc.max_element_wise(digits, 1)
-    precision = pc.if_else(pc.greater(scale, 0), pc.max_element_wise(digits, scale), digits)
-    whole = pc.max(pc.subtract(precision, scale)).as_py() or 0
-    frac = pc.max(scale).as_py() or 0
+    ndigits = np.maximum(_ints(digits), 1)
+    precision = np.where(scale > 0, np.maximum(ndigits, scale), ndigits)
+    whole = int((precision - scale).max()) if len(scale) else 0
+    frac = int(scale.max()) if len(scale) else 0
     total = max(whole + frac, 1)
     if total > 76:
         raise DataError("a NUMERIC value has more than 76 digits", hint="CAST it in source.query")

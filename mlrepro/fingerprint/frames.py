@@ -101,8 +101,12 @@ def _null_mask(arr: Any) -> Any:
     """Boolean numpy array, True where ``arr`` is null."""
     import numpy as np
 
+    import pyarrow as pa
+
+    if pa.types.is_null(arr.type):  # every value is null (and to_numpy would import pandas)
+        return np.ones(len(arr), dtype=bool)
     bitmap = arr.buffers()[0]
-    if bitmap is None:  # e.g. the null type: no bitmap to read
+    if bitmap is None:  # no bitmap to read
         return arr.is_null().to_numpy(zero_copy_only=False)
     # Unpacking the validity bitmap directly is ~5x faster than is_null().to_numpy().
     bits = np.unpackbits(
@@ -210,7 +214,7 @@ class _Column:
         elif self.kind == "bool":
             if mask is not None:
                 arr = pc.fill_null(arr, _empty_scalar(arr.type))
-            self.values.update(arr.to_numpy(zero_copy_only=False).view(np.uint8))
+            self.values.update(_bool_bytes(arr))
         elif self.kind == "var":
             self._update_var(arr, mask)
         elif self.kind == "nested":
@@ -252,6 +256,17 @@ class _Column:
         ]
         self.values.update(np.array([len(e) for e in encoded], dtype="<i8").view(np.uint8))  # type: ignore[arg-type]
         self.data.update(b"".join(encoded))
+
+
+def _bool_bytes(arr: Any) -> Any:
+    """One byte (0/1) per value of a boolean array without nulls, unpacked from its bitmap:
+    what ``to_numpy().view(uint8)`` gives, without the pandas import it costs."""
+    import numpy as np
+
+    if len(arr) == 0:
+        return np.zeros(0, dtype=np.uint8)
+    bits = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
+    return np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")[arr.offset :]
 
 
 def _empty_scalar(arrow_type: Any) -> Any:
