@@ -392,7 +392,7 @@ def test_a_lightgbm_plugin_model_is_bundled_accelerated(tmp_path):
     record = train["details"]["acceleration"]
     assert record["status"] == "accepted", record
     assert record["runtime"]["model"] == "LGBMClassifier" and record["runtime"]["trees"] == 20
-    assert record["equivalence"]["max_abs"] == 0.0
+    assert record["equivalence"]["max_abs"] <= 1e-15  # LightGBM's sigmoid vs numpy's: an ulp
     assert record["equivalence"]["labels_identical"] is True
     path = tmp_path / "lgbm.mlrepro"
     info = run_cli("bundle", "-p", project, "-o", path, "--json")

@@ -100,7 +100,6 @@ def _castable(src: Any, dst: Any) -> bool:
 def _null_mask(arr: Any) -> Any:
     """Boolean numpy array, True where ``arr`` is null."""
     import numpy as np
-
     import pyarrow as pa
 
     if pa.types.is_null(arr.type):  # every value is null (and to_numpy would import pandas)

@@ -125,6 +125,13 @@ def _on_thresholds(pipeline: Any, lib: str, frame: pd.DataFrame) -> pd.DataFrame
     return out
 
 
+def _close(got: Any, ref: Any, atol: float, key: str) -> None:
+    if np.asarray(ref).dtype.kind == "f":
+        np.testing.assert_allclose(got, ref, rtol=0, atol=atol, err_msg=key)
+    else:  # labels: identical
+        np.testing.assert_array_equal(got, ref, err_msg=key)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("lib", ["lightgbm", "xgboost"])
 def test_equivalent_with_nan_onehot_extremes_and_thresholds(lib: str, kind: str) -> None:
@@ -135,25 +142,28 @@ def test_equivalent_with_nan_onehot_extremes_and_thresholds(lib: str, kind: str)
     assert program.describe()["model"] == type(pipeline.named_steps["model"]).__name__
     test = _test_frame(300, seed=4)
     eq = check_equivalence(program, pipeline, test, task)
-    assert eq.ok and eq.max_abs == 0.0, eq
+    # Raw scores are bit-exact; LightGBM's own sigmoid/softmax may differ by an ulp from
+    # numpy's exp on some CPUs (seen with AVX-512), well inside the acceptance tolerance.
+    exact = 0.0 if kind == "regression" or lib == "xgboost" else 1e-15
+    assert eq.ok and eq.max_abs <= exact, eq
     assert eq.labels_identical is (None if kind == "regression" else True)
     # XGBoost reads float32: d = ±1e300 overflows (the reference path takes those rows)
     assert eq.fallback_rows == (0 if lib == "lightgbm" else 2), eq
     edges = _on_thresholds(pipeline, lib, test)
     eq = check_equivalence(program, pipeline, edges, task)
-    assert eq.ok and eq.max_abs == 0.0 and eq.fallback_rows == 0, eq
+    assert eq.ok and eq.max_abs <= exact and eq.fallback_rows == 0, eq
     got = program.predict(edges)
     ref = reference_outputs(pipeline, edges, task)
     for key in ref:
         assert got[key].dtype == ref[key].dtype, key
-        np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
+        _close(got[key], ref[key], exact, key)
     for i in (0, 3, 5):
         record = {k: (None if pd.isna(v) else v) for k, v in test.iloc[i].to_dict().items()}
         one = program.predict_record(record)
         assert one is not None
         ref1 = reference_outputs(pipeline, test.iloc[i : i + 1], task)
         for key in ref1:
-            np.testing.assert_array_equal(one[key], ref1[key], err_msg=key)
+            _close(one[key], ref1[key], exact, key)
 
 
 def test_strict_less_than_is_not_less_or_equal() -> None:
