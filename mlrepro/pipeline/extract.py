@@ -64,6 +64,11 @@ class SnapshotWriter:
     AHEAD = 2
 
     def __init__(self, path: Path) -> None:
+        # The worker's modules are imported here, on the caller's thread: two threads
+        # importing the same modules at once can meet half-initialised ones.
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+
         self.path = path
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mlrepro-snapshot")
         self._pending: deque[Future[None]] = deque()
