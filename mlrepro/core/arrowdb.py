@@ -392,7 +392,7 @@ class Probe:
     """A query run on a connection of its own, in a thread, while the main read streams.
 
     Both release the GIL inside the driver, so on two cores the probe costs no wall time.
-    ``result`` waits for it; ``cancel`` interrupts it (``sqlite3_interrupt``) and waits.
+    ``result`` waits for it; ``cancel`` keeps it from starting, or waits for it.
     """
 
     def __init__(self, dialect: str, target: str, secret_free: str, sql: str) -> None:
@@ -430,14 +430,14 @@ class Probe:
         return self._rows
 
     def cancel(self) -> None:
+        """Do not start the probe if it has not started; wait for it if it has.
+
+        A running statement is not cancelled from this thread: ADBC statements are not
+        thread-safe, and cancelling one from another thread crashed the process once (a
+        SIGINT test, exit -11). The wait is bounded by the probe's one pass.
+        """
         with self._lock:
             self._cancelled = True
-            db = self._db
-            if db is not None:
-                for handle in db.handles:
-                    if hasattr(handle, "cancel"):
-                        with contextlib.suppress(Exception):
-                            handle.cancel()
         self._thread.join()
 
 
