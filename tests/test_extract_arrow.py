@@ -67,6 +67,14 @@ def fingerprint(folder: Path, reader: str, monkeypatch: pytest.MonkeyPatch) -> t
     return hasher.hexdigest(), hasher.rows
 
 
+def locked_outputs(folder: Path, reader: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The extract outputs (fingerprints) ``mlrepro extract --force`` locks with ``reader``."""
+    monkeypatch.setenv("MLREPRO_EXTRACT_READER", reader)
+    r = run_cli("extract", "--force", "-p", folder)
+    assert r.code == 0, r.err
+    return json.loads((folder / "mlrepro.lock").read_text())["stages"]["extract"]["outputs"]
+
+
 def both(folder: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     fast, rows = fingerprint(folder, "adbc", monkeypatch)
     assert (fast, rows) == fingerprint(folder, "sqlalchemy", monkeypatch)
@@ -147,14 +155,9 @@ def test_sqlite_empty_result(tmp_path, monkeypatch) -> None:
 def test_sqlite_cli_lock_fingerprint_identical(tmp_path, monkeypatch) -> None:
     url = sqlite_db(tmp_path / "db.sqlite", rows=300)
     folder = project(tmp_path / "p", url, JOIN, chunk_size=64)
-    locked = []
-    for reader in ("adbc", "sqlalchemy"):
-        monkeypatch.setenv("MLREPRO_EXTRACT_READER", reader)
-        r = run_cli("extract", "--force", "-p", folder)
-        assert r.code == 0, r.err
-        lock = json.loads((folder / "mlrepro.lock").read_text())
-        locked.append(lock["stages"]["extract"]["outputs"])
-    assert locked[0] == locked[1]
+    assert locked_outputs(folder, "adbc", monkeypatch) == locked_outputs(
+        folder, "sqlalchemy", monkeypatch
+    )
 
 
 def test_sqlite_mixed_storage_classes_fall_back(tmp_path, monkeypatch) -> None:
@@ -229,14 +232,9 @@ def test_sqlite_class_mix_found_after_streaming_restarts(tmp_path, monkeypatch) 
     with pytest.raises(SourceError, match="mixes SQLite storage classes"):
         fingerprint(folder, "adbc", monkeypatch)
     # through the CLI: the snapshot written before the restart is discarded
-    locked = []
-    for reader in ("auto", "sqlalchemy"):
-        monkeypatch.setenv("MLREPRO_EXTRACT_READER", reader)
-        r = run_cli("extract", "--force", "-p", folder)
-        assert r.code == 0, r.err
-        lock = json.loads((folder / "mlrepro.lock").read_text())
-        locked.append(lock["stages"]["extract"]["outputs"])
-    assert locked[0] == locked[1]
+    assert locked_outputs(folder, "auto", monkeypatch) == locked_outputs(
+        folder, "sqlalchemy", monkeypatch
+    )
     staging = [p for p in (folder / ".mlrepro").rglob("*") if p.is_file() and "tmp" in p.name]
     assert staging == []
 

@@ -397,11 +397,9 @@ class Probe:
 
     def __init__(self, dialect: str, target: str, secret_free: str, sql: str) -> None:
         self._args = (dialect, target, secret_free, sql)
-        self._db: Opened | None = None
         self._rows: list[Any] | None = None
         self._error: BaseException | None = None
-        self._cancelled = False
-        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlrepro-probe", daemon=True)
         self._thread.start()
 
@@ -409,18 +407,13 @@ class Probe:
         dialect, target, secret_free, sql = self._args
         try:
             db = open_target(dialect, target, secret_free)
-            with self._lock:
-                self._db = db
-                cancelled = self._cancelled
-            if not cancelled:
-                self._rows = fetch_all(db, sql)
+            try:
+                if not self._cancelled.is_set():
+                    self._rows = fetch_all(db, sql)
+            finally:
+                db.close()
         except BaseException as exc:  # handed to the caller by result()
             self._error = exc
-        finally:
-            with self._lock:
-                opened, self._db = self._db, None
-            if opened is not None:
-                opened.close()
 
     def result(self) -> list[Any]:
         self._thread.join()
@@ -436,8 +429,7 @@ class Probe:
         thread-safe, and cancelling one from another thread crashed the process once (a
         SIGINT test, exit -11). The wait is bounded by the probe's one pass.
         """
-        with self._lock:
-            self._cancelled = True
+        self._cancelled.set()
         self._thread.join()
 
 

@@ -43,7 +43,7 @@ def summarise(batch: Any, summary: dict[str, ColumnSummary]) -> None:
                 s.categories = None
 
 
-def _repeats(arrow_type: Any) -> bool:
+def _text_or_bytes(arrow_type: Any) -> bool:
     import pyarrow as pa
 
     t = arrow_type
@@ -85,7 +85,7 @@ class SnapshotWriter:
         import pyarrow.parquet as pq
 
         if self._writer is None:  # dictionaries for text only: numbers rarely repeat enough
-            text = [f.name for f in batch.schema if _repeats(f.type)]
+            text = [f.name for f in batch.schema if _text_or_bytes(f.type)]
             self._writer = pq.ParquetWriter(self.path, batch.schema, use_dictionary=text)
         self._writer.write_batch(batch)
         self.hasher.update(batch)
