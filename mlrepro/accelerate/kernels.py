@@ -14,16 +14,21 @@ adds. Layout for speed: the tree loop is outside the row loop (a tree's nodes st
 while a chunk of rows streams through it) and four rows walk a tree together (their
 independent loads overlap); ``accumulate_parallel`` splits the rows into chunks (prange).
 
-Ensembles of small trees (every tree a proper tree of at most 64 leaves: GradientBoosting,
-HistGradientBoosting, LightGBM, XGBoost as usually configured) take the *leaf-mask* kernels
-instead (``pack_masks``), which evaluate every split of a tree for a block of rows with no
-data-dependent branch: the leaves of a tree are numbered left to right, each split carries
-the mask of the leaves it rules out when the row goes right, and a row's leaf is the lowest
-bit left in the AND of those masks (the leftmost leaf consistent with every decision is the
-one the walk reaches). The comparisons are the walk's comparisons, so the leaf -- and the
-sum, added tree by tree in the same order -- is the same; the inner loops run over a
-contiguous block of one feature's values (``x`` feature-major), which the compiler turns
-into vector compares.
+Ensembles of small trees (every tree a proper tree with at most 64 leaves under either
+child of its root: GradientBoosting, HistGradientBoosting, LightGBM, XGBoost as usually
+configured) take the *leaf-mask* kernels instead (``pack_masks``), which evaluate every
+split of a tree for a block of rows with no data-dependent branch: the leaves under either
+child of the root are numbered left to right, each split carries the mask of the leaves of
+its side it rules out when the row goes right, and a row's leaf on a side is the lowest bit
+left in the AND of that side's masks (the leftmost leaf consistent with every decision is
+the one the walk reaches); the root's own split then picks the side. The comparisons are
+the walk's comparisons, so the leaf -- and the sum, added tree by tree in the same order --
+is the same. Layout for speed: ``x`` is feature-major, so the inner loops run over a
+contiguous block of one feature's values and become vector compares; a side's masks are 32
+bits wide where it has at most 32 leaves (as many lanes as float32 compares), and four
+splits are ANDed per pass over the block (a quarter of the loads and stores of the masks);
+the leaves' values are gathered in a loop of their own and summed in a block-sized
+accumulator.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from numba.extending import intrinsic
 
 CHUNK = 16384  # rows per parallel chunk
 BLOCK = 512  # rows per leaf-mask block (one feature's block stays in a few cache lines)
-MAX_MASK_LEAVES = 64
+GROUP = 4  # leaf-mask splits ANDed in one pass over a block of rows
 
 
 @nb.njit(cache=False, nogil=True, inline="always")
@@ -156,33 +161,70 @@ _lowest_bit: Any = _cttz  # numba calls it with one argument; the stub types see
 
 def _make_mask_block(mask_type):  # noqa: ANN001, ANN202
     @nb.njit(cache=False, nogil=True)
-    def block(x, lo, hi, starts, nf, nt, nml, nmask, lstart, lval, out_col, scale, out, m):
+    def half(x, lo, hi, g0, g1, gml, gf, gt, gmask, m):
+        """AND into ``m`` the masks of groups g0..g1 (GROUP splits each, one NaN rule)."""
+        n_rows = hi - lo
+        full = mask_type(-1)
+        for r in range(n_rows):
+            m[r] = full
+        for g in range(g0, g1):
+            k = GROUP * g
+            r0, r1 = x[gf[k], lo:hi], x[gf[k + 1], lo:hi]
+            r2, r3 = x[gf[k + 2], lo:hi], x[gf[k + 3], lo:hi]
+            t0, t1, t2, t3 = gt[k], gt[k + 1], gt[k + 2], gt[k + 3]
+            m0, m1, m2, m3 = gmask[k], gmask[k + 1], gmask[k + 2], gmask[k + 3]
+            if gml[g]:  # a NaN goes left: right only when v > t
+                for r in range(n_rows):
+                    m[r] &= ((m0 if r0[r] > t0 else full) & (m1 if r1[r] > t1 else full)) & (
+                        (m2 if r2[r] > t2 else full) & (m3 if r3[r] > t3 else full)
+                    )
+            else:  # a NaN goes right: right unless v <= t
+                for r in range(n_rows):
+                    m[r] &= ((full if r0[r] <= t0 else m0) & (full if r1[r] <= t1 else m1)) & (
+                        (full if r2[r] <= t2 else m2) & (full if r3[r] <= t3 else m3)
+                    )
+
+    @nb.njit(cache=False, nogil=True)
+    def block(x, lo, hi, tree, groups, rthr, gml, gf, gt, gmask, lval, out_col, out, work,
+              leaf, acc):  # fmt: skip
         n_rows = hi - lo
         width = lval.shape[1]
-        full = mask_type(-1)
-        for t in range(starts.shape[0] - 1):
+        ncol = out.shape[1]
+        for c in range(ncol):  # the running sums start from out (the initial scores)
             for r in range(n_rows):
-                m[r] = full
-            for k in range(starts[t], starts[t + 1]):
-                row = x[nf[k], lo:hi]
-                th = nt[k]
-                mk = nmask[k]
-                if nml[k]:  # a NaN goes left: right only when v > th
-                    for r in range(n_rows):
-                        m[r] &= mk if row[r] > th else full
-                else:  # a NaN goes right: right unless v <= th
-                    for r in range(n_rows):
-                        m[r] &= full if row[r] <= th else mk
-            base = lstart[t]
-            if width == 1:
-                col = out_col[t]
+                acc[c, r] = out[lo + r, c]
+        left, right = work[0], work[1]
+        for t in range(tree.shape[0]):
+            half(x, lo, hi, groups[t, 0], groups[t, 1], gml, gf, gt, gmask, left)
+            half(x, lo, hi, groups[t, 1], groups[t, 2], gml, gf, gt, gmask, right)
+            row = x[tree[t, 0], lo:hi]
+            th = rthr[t]
+            lb = nb.int32(tree[t, 1])
+            rb = nb.int32(tree[t, 2])
+            if tree[t, 3]:  # the root's NaN rule
                 for r in range(n_rows):
-                    out[lo + r, col] += scale * lval[base + _lowest_bit(m[r]), 0]
+                    if row[r] > th:
+                        leaf[r] = rb + nb.int32(_lowest_bit(right[r]))
+                    else:
+                        leaf[r] = lb + nb.int32(_lowest_bit(left[r]))
             else:
                 for r in range(n_rows):
-                    leaf = base + _lowest_bit(m[r])
-                    for c in range(width):
-                        out[lo + r, c] += lval[leaf, c]
+                    if row[r] <= th:
+                        leaf[r] = lb + nb.int32(_lowest_bit(left[r]))
+                    else:
+                        leaf[r] = rb + nb.int32(_lowest_bit(right[r]))
+            if width == 1:
+                a = acc[out_col[t]]
+                for r in range(n_rows):
+                    a[r] += lval[leaf[r], 0]
+            else:
+                for c in range(width):
+                    a = acc[c]
+                    for r in range(n_rows):
+                        a[r] += lval[leaf[r], c]
+        for c in range(ncol):
+            for r in range(n_rows):
+                out[lo + r, c] = acc[c, r]
 
     return block
 
@@ -192,23 +234,29 @@ def _make_mask_entry(mask_type, parallel):  # noqa: ANN001, ANN202
     if not parallel:
 
         @nb.njit(cache=False, nogil=True)
-        def serial(x, starts, nf, nt, nml, nmask, lstart, lval, out_col, scale, out):
+        def serial(x, tree, groups, rthr, gml, gf, gt, gmask, lval, out_col, out):
             n = x.shape[1]
-            m = np.empty(BLOCK, dtype=mask_type)
+            work = np.empty((2, BLOCK), dtype=mask_type)
+            leaf = np.empty(BLOCK, dtype=np.int32)
+            acc = np.empty((out.shape[1], BLOCK), dtype=out.dtype)
             for lo in range(0, n, BLOCK):
                 hi = min(lo + BLOCK, n)
-                block(x, lo, hi, starts, nf, nt, nml, nmask, lstart, lval, out_col, scale, out, m)
+                block(x, lo, hi, tree, groups, rthr, gml, gf, gt, gmask, lval, out_col, out, work,
+                      leaf, acc)  # fmt: skip
 
         return serial
 
     @nb.njit(cache=False, nogil=True, parallel=True)
-    def par(x, starts, nf, nt, nml, nmask, lstart, lval, out_col, scale, out):
+    def par(x, tree, groups, rthr, gml, gf, gt, gmask, lval, out_col, out):
         n = x.shape[1]
         for b in prange((n + BLOCK - 1) // BLOCK):
-            m = np.empty(BLOCK, dtype=mask_type)
+            work = np.empty((2, BLOCK), dtype=mask_type)
+            leaf = np.empty(BLOCK, dtype=np.int32)
+            acc = np.empty((out.shape[1], BLOCK), dtype=out.dtype)
             lo = b * BLOCK
             hi = min(lo + BLOCK, n)
-            block(x, lo, hi, starts, nf, nt, nml, nmask, lstart, lval, out_col, scale, out, m)
+            block(x, lo, hi, tree, groups, rthr, gml, gf, gt, gmask, lval, out_col, out, work, leaf,
+                  acc)  # fmt: skip
 
     return par
 
@@ -221,59 +269,98 @@ MASK_KERNELS = {
 }
 
 
-def pack_masks(packed, roots, value):  # noqa: ANN001, ANN201
-    """The leaf-mask tables of ``pack``'s node table, or None when a tree has more than 64
-    leaves or is not a proper tree (a node with other than one parent): then the walk.
+def pack_masks(packed, roots, value, scale, acc_dtype):  # noqa: ANN001, ANN201
+    """The leaf-mask tables of ``pack``'s node table, or None when a side of a tree (the
+    subtree under a child of its root) has more than 64 leaves or a tree is not a proper
+    tree (a node with other than one parent): then the walk.
 
-    Returns (bits, (starts, nf, nt, nml, nmask, lstart, lval)): per tree the range of its
-    splits in ``nf``/``nt``/``nml``/``nmask`` and the first row of its leaves in ``lval``
-    (the leaves' values, left to right)."""
+    The leaves of either side of a tree, numbered left to right, get their own mask of 32
+    bits (64 when a side has more than 32 leaves): a pass over a block of rows ANDs one
+    side's masks, then the root's split picks the side. The splits of a side are taken
+    GROUP at a time with one NaN rule (padded with splits whose mask rules nothing out).
+
+    Returns (bits, (tree, groups, rthr, gml, gf, gt, gmask, lval)): per tree ``tree`` holds
+    the root's feature, the first leaf (row of ``lval``) of either side and the root's NaN
+    rule, ``groups`` the group ranges of its left and right side, ``rthr`` the root's
+    threshold; ``lval`` holds the leaves' values, times ``scale`` where one value per leaf
+    (the product the walk computes per row), in ``acc_dtype`` where that changes no value."""
     feat, lr, ml, thr = packed
     n = feat.shape[0]
     roots = np.asarray(roots, dtype=np.int64)
+    n_trees = roots.shape[0]
     inner = feat >= 0
+    if n_trees == 0 or int(np.add.reduceat((~inner).astype(np.int64), roots).max()) > 128:
+        return None
     left, right = lr[0::2].astype(np.int64), lr[1::2].astype(np.int64)
     parents = np.bincount(left[inner], minlength=n) + np.bincount(right[inner], minlength=n)
-    expected = np.ones(n, dtype=np.int64)
-    expected[roots] = 0
-    if not np.array_equal(parents, expected):
-        return None
-    leaves = np.add.reduceat((~inner).astype(np.int64), roots) if n else np.zeros(0, np.int64)
-    if leaves.size == 0 or int(leaves.max()) > MAX_MASK_LEAVES:
+    is_root = np.zeros(n, dtype=bool)
+    is_root[roots] = True
+    if not np.array_equal(parents, (~is_root).astype(np.int64)):
         return None
     count = np.ones(n, dtype=np.int64)  # leaves under each node; children follow parents
     for i in range(n - 1, -1, -1):
         if inner[i]:
             count[i] = count[left[i]] + count[right[i]]
     start = np.zeros(n, dtype=np.int64)  # in-order position of the node's first leaf
-    for i in range(n):
-        if inner[i]:
-            start[left[i]] = start[i]
-            start[right[i]] = start[i] + count[left[i]]
-    leaf_rank = np.flatnonzero(~inner)
+    side = np.zeros(n, dtype=np.int64)  # under the root's left (0) or right (1) child
+    for i in np.flatnonzero(inner).tolist():
+        start[left[i]] = start[i]
+        start[right[i]] = start[i] + count[left[i]]
+        side[left[i]] = 0 if is_root[i] else side[i]
+        side[right[i]] = 1 if is_root[i] else side[i]
+    split_root = inner[roots]
+    left_leaves = np.where(split_root, count[left[roots]], 1)
+    widest = int(np.maximum(left_leaves, np.where(split_root, count[right[roots]], 1)).max())
+    if widest > 64:
+        return None
+    bits = 32 if widest <= 32 else 64
+    mask_np = np.uint32 if bits == 32 else np.uint64
+    full = (1 << bits) - 1
     tree_of = np.searchsorted(roots, np.arange(n), side="right") - 1
-    lbase = np.concatenate(([0], np.cumsum(leaves)))
+    lbase = np.concatenate(([0], np.cumsum(count[roots])))
+    leaf_rank = np.flatnonzero(~inner)
     lval = np.empty((int(lbase[-1]), value.shape[1]), dtype=np.float64)
     lval[lbase[tree_of[leaf_rank]] + start[leaf_rank]] = value[leaf_rank]
-    bits = 32 if int(leaves.max()) <= 32 else 64
-    mask_np = np.uint32 if bits == 32 else np.uint64
-    split = np.flatnonzero(inner)
-    lcount, lstart_ = count[left[split]], start[left[split]]
-    ruled_out = ((np.uint64(1) << lcount.astype(np.uint64)) - np.uint64(1)) << lstart_.astype(
-        np.uint64
-    )  # lcount < 64 always: the right subtree holds a leaf
-    nmask = (~ruled_out & np.uint64(2**bits - 1)).astype(mask_np)
-    starts = np.searchsorted(split, roots).astype(np.int64)
-    starts = np.append(starts, split.shape[0])
-    return bits, (
-        starts,
-        feat[split].astype(np.int64),
-        thr[split],
-        ml[split],
-        nmask,
-        lbase[:-1].astype(np.int64),
-        lval,
-    )
+    if value.shape[1] == 1:
+        lval *= scale
+    if np.array_equal(lval.astype(acc_dtype).astype(np.float64), lval):
+        lval = lval.astype(acc_dtype)
+    # the other splits, sorted by (tree, side, NaN rule); their masks numbered within the side
+    below = np.flatnonzero(inner & ~is_root)
+    below = below[np.lexsort((below, ml[below], side[below], tree_of[below]))]
+    first = start[left[below]] - np.where(side[below] == 1, left_leaves[tree_of[below]], 0)
+    ruled_out = (np.uint64(1) << count[left[below]].astype(np.uint64)) - np.uint64(1)
+    # count[left] < 64 always (the right subtree holds a leaf): the shift cannot overflow
+    masks = (~(ruled_out << first.astype(np.uint64)) & np.uint64(full)).astype(mask_np)
+    key = (tree_of[below] * 2 + side[below]) * 2 + ml[below].astype(np.int64)
+    runs = np.searchsorted(key, np.arange(4 * n_trees + 1))  # run k: key == k
+    pieces: list[tuple[np.ndarray, int]] = []  # (rows of ``below``, padding)
+    groups = np.zeros((n_trees, 3), dtype=np.int64)
+    done = 0
+    for t in range(n_trees):
+        groups[t, 0] = done
+        for k in range(4 * t, 4 * t + 4):
+            size = int(runs[k + 1] - runs[k])
+            pad = -size % GROUP
+            pieces.append((np.arange(runs[k], runs[k + 1]), pad))
+            done += (size + pad) // GROUP
+            if k == 4 * t + 1:
+                groups[t, 1] = done
+        groups[t, 2] = done
+    take = np.concatenate([np.append(rows, np.full(pad, -1)) for rows, pad in pieces])
+    take = take.astype(np.int64)
+    filler = take < 0
+    node = below[np.where(filler, 0, take)]
+    gf = np.where(filler, 0, feat[node]).astype(np.int64)
+    gt = np.where(filler, 0, thr[node]).astype(thr.dtype)
+    gmask = np.where(filler, mask_np(full), masks[np.where(filler, 0, take)]).astype(mask_np)
+    gml = ml[node][::GROUP]  # a group's first split is never padding
+    tree = np.stack(
+        [np.where(split_root, feat[roots], 0), lbase[:-1], lbase[:-1] + left_leaves * split_root,
+         np.where(split_root, ml[roots], 0)], axis=1,
+    ).astype(np.int64)  # fmt: skip
+    rthr = np.where(split_root, thr[roots], 0).astype(thr.dtype)
+    return bits, (tree, groups, rthr, gml.astype(np.uint8), gf, gt, gmask, lval)
 
 
 def pack(feature, left, right, missing_left, threshold, nan_mode, float32):  # noqa: ANN001, ANN201

@@ -166,15 +166,18 @@ class Program:
     def _mask_tables(self) -> tuple[int, tuple[np.ndarray, ...]] | None:
         """(bits, tables) of the leaf-mask kernels, or None: this ensemble is walked."""
         if not self._masks_known:
-            self._masks = _kernels().pack_masks(self._packed(), self.arrays["roots"],
-                                                self.arrays["value"])  # fmt: skip
+            m = self.header["model"]
+            self._masks = _kernels().pack_masks(
+                self._packed(), self.arrays["roots"], self.arrays["value"], float(m["scale"]),
+                self._out(0).dtype,
+            )  # fmt: skip
             self._masks_known = True
         return self._masks
 
     def kernel(self) -> str | None:
         """Which tree kernel scores batches (``MASK_MIN_ROWS`` rows or more; fewer are always
-        walked): ``leaf-mask/32`` or ``leaf-mask/64`` (every tree at most 32 / 64 leaves),
-        ``walk`` (larger trees), None (a linear model)."""
+        walked): ``leaf-mask/32`` or ``leaf-mask/64`` (at most 32 / 64 leaves under
+        either child of every root), ``walk`` (larger trees), None (a linear model)."""
         if self.header["model"]["kind"] != "trees":
             return None
         masks = self._mask_tables()
@@ -198,7 +201,7 @@ class Program:
                 bits, tables = masks
                 for par in modes:
                     k.MASK_KERNELS[bits, par](np.ascontiguousarray(x.T), *tables, a["out_col"],
-                                              float(model["scale"]), self._out(1))  # fmt: skip
+                                              self._out(1))  # fmt: skip
             # the walk: one record and small frames always; batches when there are no masks
             walks = (False,) if masks is not None else modes
             for fn in (k.KERNELS[n, par] for n in nan for par in walks):
@@ -369,7 +372,7 @@ class Program:
         if masks is not None:
             bits, tables = masks
             kernels = {par: k.MASK_KERNELS[bits, par] for par in (False, True)}
-            args = (x, *tables, a["out_col"], float(m["scale"]), out)
+            args: tuple[Any, ...] = (x, *tables, a["out_col"], out)
         else:
             nan = bool(self.header["nan_model"]) and bool(np.isnan(x).any())
             kernels = {par: k.KERNELS[nan, par] for par in (False, True)}

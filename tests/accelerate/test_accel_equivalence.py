@@ -107,9 +107,13 @@ REGRESSORS = {
     "hgb_poisson": lambda: ensemble.HistGradientBoostingRegressor(
         max_iter=20, loss="poisson", random_state=0
     ),
-    # 33-64 leaves: 64-bit leaf masks; more than 64: the node walk
+    # 33-64 leaves on a side of the root: 64-bit leaf masks (so up to 128 leaves in a
+    # tree); more than 64: the node walk
     "hgb_wide": lambda: ensemble.HistGradientBoostingRegressor(
         max_iter=8, max_leaf_nodes=60, min_samples_leaf=2, random_state=0
+    ),
+    "hgb_wider": lambda: ensemble.HistGradientBoostingRegressor(
+        max_iter=8, max_leaf_nodes=100, min_samples_leaf=2, random_state=0
     ),
     "hgb_deep": lambda: ensemble.HistGradientBoostingRegressor(
         max_iter=5, max_leaf_nodes=None, min_samples_leaf=1, random_state=0
@@ -133,8 +137,10 @@ CLASSIFIERS = {
     ),
     "logreg": lambda: linear_model.LogisticRegression(max_iter=500),
 }
-NAN_CAPABLE = {"rf", "et", "dt", "hgb", "hgb_poisson", "hgb_wide", "hgb_deep"}
+NAN_CAPABLE = {"rf", "et", "dt", "hgb", "hgb_poisson", "hgb_wide", "hgb_wider", "hgb_deep"}
 KERNEL = {"hgb": "leaf-mask/32", "hgb_wide": "leaf-mask/64", "hgb_deep": "walk"}
+KERNEL |= {"hgb_wider": "leaf-mask/64"}
+CLASSIFIER_KERNEL = {("hgb_wide", "binary"): "leaf-mask/32"}  # its trees split evenly
 KERNEL |= {"gb": "leaf-mask/32", "gb_deep": "walk", "et": "walk", "linear": None}
 LINEAR = {"linear", "ridge", "lasso", "enet", "logreg"}
 
@@ -209,7 +215,7 @@ def test_classifiers(name: str, labels: str) -> None:
     )
     program = load_program(compile_pipeline(pipeline, "classification").to_bytes())
     if name in KERNEL:
-        assert program.kernel() == KERNEL[name]
+        assert program.kernel() == CLASSIFIER_KERNEL.get((name, labels), KERNEL[name])
     test = frame_of(250, seed=4, nan=0.1 if name in NAN_CAPABLE else 0.0)
     eq = check_equivalence(program, pipeline, test, "classification")
     assert eq.ok and eq.labels_identical and eq.fallback_rows == 0, eq
