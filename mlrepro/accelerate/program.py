@@ -106,6 +106,15 @@ def _num_codes(values: np.ndarray, cats: np.ndarray) -> np.ndarray:
     return np.where(found, idx, -1)
 
 
+def _rows_of(slots: list[int]) -> tuple[Any, np.ndarray | None]:
+    """(rows, order): a slice of the slot table and the order that lines the op's per-slot
+    arguments up with it, where the slots are consecutive (in any order); else (slots, None)."""
+    ordered = sorted(slots)
+    if ordered and ordered == list(range(ordered[0], ordered[0] + len(ordered))):
+        return slice(ordered[0], ordered[-1] + 1), np.argsort(np.asarray(slots), kind="stable")
+    return list(slots), None
+
+
 class Program:
     """A compiled pipeline; build with ``compile_pipeline`` or ``load_program``."""
 
@@ -119,6 +128,18 @@ class Program:
             [f"proba_{c}" for c in self._classes] if self._with_proba else []  # type: ignore[union-attr]
         )
         self._lookups: dict[str, dict[str, int]] = {}
+        self._indexes: dict[str, Any] = {}  # pandas Index of a str op's categories
+        # the slot-table rows each block op touches, as a view where they are consecutive
+        self._blocks: list[Any] = [
+            _rows_of(op["slots"]) if op["op"] in ("impute", "elementwise") else None
+            for op in header["ops"]
+        ]
+        self._checked = _rows_of(sorted(set(header["columns"])))[0]  # order does not matter
+        model_slots = list(header["model_slots"])
+        self._model_rows: Any = (
+            slice(0, len(model_slots)) if model_slots == list(range(len(model_slots)))
+            else model_slots
+        )  # fmt: skip
         for op in header["ops"]:
             if op["op"] in ("onehot", "ordinal") and op["match"] == "str":
                 self._lookups[op["cats"]] = {
@@ -277,7 +298,10 @@ class Program:
                 return np.array([self._lookups[op["cats"]].get(column, -1)], dtype=np.intp)
             import pandas as pd
 
-            return pd.Index(cats.astype(object)).get_indexer(column)
+            index = self._indexes.get(op["cats"])
+            if index is None:  # object dtype on both sides: no conversion to Arrow strings
+                index = self._indexes[op["cats"]] = pd.Index(cats.astype(object), dtype=object)
+            return index.get_indexer(pd.Index(column, dtype=object, copy=False))
         return _num_codes(column, cats)
 
     def _run(
@@ -285,18 +309,20 @@ class Program:
     ) -> dict[str, Any]:
         h, a = self.header, self.arrays
         S = np.empty((int(h["slots"]), n), dtype=np.float64)
-        for op in h["ops"]:
+        for op, where in zip(h["ops"], self._blocks, strict=True):
             kind = op["op"]
             if kind == "load":
                 S[op["slot"]] = columns[op["input"]]
             elif kind == "impute":
-                block = S[op["slots"]]
+                rows, order = where
+                block = S[rows]
                 if np.isinf(block).any():
                     raise _Fallback
-                values = a[op["values"]]
-                S[op["slots"]] = np.where(np.isnan(block), values[:, None], block)
+                values = a[op["values"]] if order is None else a[op["values"]][order]
+                S[rows] = np.where(np.isnan(block), values[:, None], block)
             elif kind == "elementwise":
-                block = S[op["slots"]]
+                rows, order = where
+                block = S[rows]  # a view where the slots are consecutive: updated in place
                 if np.isinf(block).any():
                     raise _Fallback
                 # an overflow to inf is caught below (the frame goes to the reference, which
@@ -306,7 +332,7 @@ class Program:
                         if step[0] == "clip":
                             np.clip(block, step[1], step[2], out=block)
                             continue
-                        arg = a[step[1]][:, None]
+                        arg = (a[step[1]] if order is None else a[step[1]][order])[:, None]
                         if step[0] == "sub":
                             block -= arg
                         elif step[0] == "add":
@@ -315,7 +341,8 @@ class Program:
                             block *= arg
                         else:
                             block /= arg
-                S[op["slots"]] = block
+                if order is None:
+                    S[rows] = block
             elif kind == "onehot":
                 codes = self._codes(op, columns[op["input"]], record)
                 if op["unknown"] == "error" and (codes < 0).any():
@@ -332,12 +359,12 @@ class Program:
                     S[op["slot"]] = np.where(unknown, float(op["unknown"]), codes)
                 else:
                     S[op["slot"]] = codes
-        final = S[h["columns"]]
+        final = S[self._checked]
         if np.isinf(final).any():
             raise _Fallback
         if not h["nan_select"] and np.isnan(final).any():
             raise _Fallback
-        X = S[h["model_slots"]]
+        X = S[self._model_rows]
         if not h["nan_model"] and np.isnan(X).any():
             raise _Fallback
         return self._model(X.T, threads, serial)
