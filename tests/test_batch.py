@@ -226,10 +226,23 @@ def test_rows_the_model_rejects_are_isolated():
     assert model.calls < 60  # bisection, not one call per row
 
 
+def test_widely_spread_rejected_rows_are_all_isolated():
+    chunk = pd.DataFrame({"kind": ["ok"] * 3000, "x": np.arange(3000.0)})
+    bad = list(range(3, 3000, 7))  # 429 rows, spread over the whole chunk
+    chunk.loc[bad, "kind"] = "bad"
+    model = PickyModel()
+    result = score_chunk(model, chunk, picky_contract())
+    assert result.rejects["row"].tolist() == bad
+    assert len(result.predictions) == 3000 - len(bad)
+    assert model.calls <= 2 * 3000 + 16  # bisection is bounded whatever the spread
+
+
 def test_a_model_that_rejects_everything_fails_the_chunk():
     chunk = pd.DataFrame({"kind": ["ok"] * 300, "x": np.arange(300.0)})
+    model = PickyModel(always=True)
     with pytest.raises(PredictionRejected, match="the model rejected the input: unseen category"):
-        score_chunk(PickyModel(always=True), chunk, picky_contract())
+        score_chunk(model, chunk, picky_contract())
+    assert model.calls <= 1 + 16  # the whole chunk, then a few single rows: no bisection
     with pytest.raises(PredictionRejected):
         score_chunk(PickyModel(), chunk.assign(kind="bad"), picky_contract(), isolate=False)
 

@@ -16,6 +16,9 @@ LIMIT = 200
 _QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
 _BRACKETED = re.compile(r"\[[^\[\]\n]*\]|\([^()\n]*=[^()\n]*\)")
 _LONG_TOKEN = re.compile(r"\S{41,}")
+# numpy quotes dtype names like values (``dtype('float64')``, ``dtype('<M8[ns]')``); they
+# are the useful part of the message, not data, so they are unquoted before values go.
+_DTYPE = re.compile(r"dtype\((['\"])([<>|=]?[A-Za-z]{1,12}\d{0,3}(?:\[[a-z]{1,2}\])?)\1\)")
 
 
 def first_line(text: object, limit: int = LIMIT) -> str:
@@ -34,6 +37,7 @@ def strip_values(text: object, limit: int = LIMIT) -> str:
     """The first line of ``text`` with data values replaced by ``<value>``, capped."""
     lines = str(text).strip().splitlines()
     line = lines[0] if lines else ""
+    line = _DTYPE.sub(lambda m: "dtype(" + m[2].replace("[", " ").rstrip("]") + ")", line)
     line = _QUOTED.sub("<value>", line)
     line = _BRACKETED.sub("[<values>]", line)
     line = _LONG_TOKEN.sub("<value>", line)

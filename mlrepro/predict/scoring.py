@@ -131,20 +131,41 @@ def _model_error(exc: Exception) -> str:
     return strip_values(msg)  # library messages quote the user's values: never echo them
 
 
-def _isolate(pipeline: Any, X: pd.DataFrame, contract: Contract, budget: list[int]) -> dict:
-    """{row position: reason} for rows the model itself rejects, found by bisection."""
+GUARD_ROWS = 16  # single rows tried, evenly spread, before bisecting a rejected chunk
+
+
+def _isolate(pipeline: Any, X: pd.DataFrame, contract: Contract) -> dict:
+    """{row position: reason} for rows the model itself rejects, found by bisection.
+
+    First up to ``GUARD_ROWS`` single rows, evenly spread, are predicted: if every one of
+    them fails, the model rejects the data as a whole (a model/data mismatch, not a few bad
+    rows) and the error is raised. Otherwise the chunk is bisected; that takes at most
+    ``2 * len(X)`` predictions however the rejected rows are spread.
+    """
+    probe = np.unique(np.linspace(0, len(X) - 1, num=min(len(X), GUARD_ROWS)).astype(int))
+    last: ValueError | None = None
+    for pos in probe:
+        try:
+            predict_frame(pipeline, X.iloc[[int(pos)]], contract.task)
+            break
+        except ValueError as exc:
+            last = exc
+    else:
+        assert last is not None
+        raise last
+    return _bisect(pipeline, X, contract)
+
+
+def _bisect(pipeline: Any, X: pd.DataFrame, contract: Contract) -> dict:
     try:
         predict_frame(pipeline, X, contract.task)
         return {}
     except ValueError as exc:
         if len(X) == 1:
             return {0: f"the model rejected the row: {_model_error(exc)}"}
-        budget[0] -= 1
-        if budget[0] < 0:  # every row fails: not a row problem
-            raise
     half = len(X) // 2
-    bad = _isolate(pipeline, X.iloc[:half], contract, budget)
-    for pos, why in _isolate(pipeline, X.iloc[half:], contract, budget).items():
+    bad = _bisect(pipeline, X.iloc[:half], contract)
+    for pos, why in _bisect(pipeline, X.iloc[half:], contract).items():
         bad[pos + half] = why
     return bad
 
@@ -164,7 +185,7 @@ def predict_checked(
             if not isolate:
                 raise _model_rejected(exc) from None
             try:
-                model_bad = _isolate(pipeline, valid, contract, [256])
+                model_bad = _isolate(pipeline, valid, contract)
             except ValueError:
                 raise _model_rejected(exc) from None
             positions = np.flatnonzero(ok)

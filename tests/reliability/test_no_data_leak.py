@@ -117,3 +117,10 @@ def test_extra_and_reordered_columns_match_by_name(trained_copy, capsys):
     assert code == 0
     pd.testing.assert_series_equal(pd.read_csv(out)["prediction"], expected)
     assert "ignoring 1 input column(s) the model does not use: note" in capsys.readouterr().err
+
+
+def test_numpy_dtype_names_survive_value_stripping():
+    msg = "Cannot cast array data from dtype('float64') to dtype('<M8[ns]'), value 'Jane Doe'"
+    assert strip_values(msg) == (
+        "Cannot cast array data from dtype(float64) to dtype(<M8 ns), value <value>"
+    )
