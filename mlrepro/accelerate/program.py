@@ -251,18 +251,38 @@ class Program:
             n = len(frame)
             if n <= BATCH_ROWS:
                 return self._run(columns, n, threads, serial=n < SERIAL_ROWS)
-            parts = [  # bounded temporaries (peak memory flat in n), cache-sized slot tables
-                self._run(
-                    [c[lo : lo + BATCH_ROWS] for c in columns],
-                    min(BATCH_ROWS, n - lo),
-                    threads,
-                    serial=False,
-                )  # fmt: skip
-                for lo in range(0, n, BATCH_ROWS)
-            ]
+            parts = self._slices(columns, n, threads)
             return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         except _Fallback:
             return None
+
+    def _slices(self, columns: list[Any], n: int, threads: int | None) -> list[dict[str, Any]]:
+        """Outputs of the slices of BATCH_ROWS rows (bounded temporaries: peak memory flat in
+        n; cache-sized slot tables). Tree programs score the slices on a pool of threads, one
+        single-threaded kernel each (the kernels and numpy's loops release the GIL), so the
+        feature steps of one slice overlap the trees of another. (Leaf-mask programs only:
+        the walk's parallel kernel splits a slice into chunks that stay in cache.)"""
+        starts = range(0, n, BATCH_ROWS)
+        workers = 1
+        if self.header["model"]["kind"] == "trees" and self._mask_tables() is not None:
+            import numba  # the shared tables are built (above) before the threads start
+
+            limit = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+            workers = max(1, min(int(threads or numba.get_num_threads()), limit, len(starts)))
+
+        def one(lo: int) -> dict[str, Any]:
+            size = min(BATCH_ROWS, n - lo)
+            return self._run([c[lo : lo + size] for c in columns], size, threads, workers > 1)
+
+        if workers == 1:
+            return [one(lo) for lo in starts]
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="mlrepro-predict")
+        try:
+            return list(pool.map(one, starts))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def predict_record(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
         """One row's outputs (arrays of length 1), or None; no pandas, single-threaded."""
