@@ -21,7 +21,7 @@ from mlrepro.delivery.api import load_bundle
 from mlrepro.errors import DataError, PredictionRejected
 from mlrepro.predict.contract import Contract, fast_validate, invalid_rows
 from mlrepro.predict.prefetch import prefetch
-from mlrepro.predict.scoring import score_chunk
+from mlrepro.predict.scoring import AcceleratedPipeline, score_chunk
 from mlrepro.predict.sink import run_prediction
 
 
@@ -235,6 +235,22 @@ def test_widely_spread_rejected_rows_are_all_isolated():
     assert result.rejects["row"].tolist() == bad
     assert len(result.predictions) == 3000 - len(bad)
     assert model.calls <= 2 * 3000 + 16  # bisection is bounded whatever the spread
+
+
+class RefusingProgram:
+    """A program that hands every frame to the reference (as on an unseen category)."""
+
+    def predict(self, frame):
+        return None
+
+
+def test_trial_predictions_while_isolating_are_not_counted_as_scored_rows():
+    chunk = pd.DataFrame({"kind": ["ok"] * 1000, "x": np.arange(1000.0)})
+    chunk.loc[[17, 600], "kind"] = "bad"
+    accelerated = AcceleratedPipeline(RefusingProgram(), PickyModel(), "regression")
+    result = score_chunk(accelerated, chunk, picky_contract())
+    assert len(result.predictions) == 998
+    assert accelerated.rows == {"accelerated": 0, "reference": 998}
 
 
 def test_a_model_that_rejects_everything_fails_the_chunk():

@@ -33,10 +33,13 @@ def output_columns(task: str, classes: Any, has_proba: bool = True) -> list[str]
     return ["prediction", *probas]
 
 
-def predict_frame(pipeline: Any, X: pd.DataFrame, task: str) -> dict[str, Any]:
-    """{column: values}: ``prediction`` and, for classifiers, ``proba_<class>`` columns."""
+def predict_frame(pipeline: Any, X: pd.DataFrame, task: str, count: bool = True) -> dict[str, Any]:
+    """{column: values}: ``prediction`` and, for classifiers, ``proba_<class>`` columns.
+
+    ``count=False``: a trial prediction (finding the rows a model rejects), left out of an
+    accelerated pipeline's ``rows``."""
     if isinstance(pipeline, AcceleratedPipeline):
-        return pipeline.outputs(X, task)
+        return pipeline.outputs(X, task, count)
     return _reference_outputs(pipeline, X, task)
 
 
@@ -68,13 +71,14 @@ class AcceleratedPipeline:
         self._lock = threading.Lock()
         self.rows = {"accelerated": 0, "reference": 0}
 
-    def outputs(self, X: pd.DataFrame, task: str) -> dict[str, Any]:
+    def outputs(self, X: pd.DataFrame, task: str, count: bool = True) -> dict[str, Any]:
         out = self.program.predict(X) if len(X) else None
         used = "accelerated" if out is not None else "reference"
         if out is None:
             out = _reference_outputs(self.reference, X, task)
-        with self._lock:
-            self.rows[used] += len(X)
+        if count:
+            with self._lock:
+                self.rows[used] += len(X)
         return out
 
     def record_outputs(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -146,7 +150,7 @@ def _isolate(pipeline: Any, X: pd.DataFrame, contract: Contract) -> dict:
     last: ValueError | None = None
     for pos in probe:
         try:
-            predict_frame(pipeline, X.iloc[[int(pos)]], contract.task)
+            predict_frame(pipeline, X.iloc[[int(pos)]], contract.task, count=False)
             break
         except ValueError as exc:
             last = exc
@@ -158,7 +162,7 @@ def _isolate(pipeline: Any, X: pd.DataFrame, contract: Contract) -> dict:
 
 def _bisect(pipeline: Any, X: pd.DataFrame, contract: Contract) -> dict:
     try:
-        predict_frame(pipeline, X, contract.task)
+        predict_frame(pipeline, X, contract.task, count=False)
         return {}
     except ValueError as exc:
         if len(X) == 1:
