@@ -143,20 +143,23 @@ def _isolate(pipeline: Any, X: pd.DataFrame, contract: Contract) -> dict:
 
     First up to ``GUARD_ROWS`` single rows, evenly spread, are predicted: if every one of
     them fails, the model rejects the data as a whole (a model/data mismatch, not a few bad
-    rows) and the error is raised. Otherwise the chunk is bisected; that takes at most
-    ``2 * len(X)`` predictions however the rejected rows are spread.
+    rows) and the error is raised; a chunk no longer than the probe gets each row's reason.
+    Otherwise the chunk is bisected; that takes at most ``2 * len(X)`` predictions however
+    the rejected rows are spread.
     """
     probe = np.unique(np.linspace(0, len(X) - 1, num=min(len(X), GUARD_ROWS)).astype(int))
-    last: ValueError | None = None
+    failed: dict[int, ValueError] = {}
     for pos in probe:
         try:
             predict_frame(pipeline, X.iloc[[int(pos)]], contract.task, count=False)
             break
         except ValueError as exc:
-            last = exc
+            failed[int(pos)] = exc
     else:
-        assert last is not None
-        raise last
+        if len(probe) < len(X):  # every spread row fails: not a row problem
+            raise next(iter(failed.values()))
+    if len(failed) == len(X):  # a small chunk: every row was tried on its own and failed
+        return {pos: f"the model rejected the row: {_model_error(e)}" for pos, e in failed.items()}
     return _bisect(pipeline, X, contract)
 
 

@@ -22,6 +22,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mlrepro.errors import PredictionRejected
 from mlrepro.serving.errors import (
     BodyLimit,
     ErrorBody,
@@ -217,7 +218,10 @@ def create_app(bundle: "Bundle | ModelHolder", *, max_batch: int = 1000) -> Fast
         scored = served.scorer.score_one(*one) if one is not None else None
         if scored is None:
             frame, ids, columns = served.models.frame_and_columns(batch)
-            scored = served.scorer.score(frame, ids, columns)
+            try:
+                scored = served.scorer.score(frame, ids, columns)
+            except PredictionRejected as exc:  # the model refuses the records as a whole
+                return error_response(422, "invalid_input", exc.message, exc.hint)
             if scored.rejects:
                 return invalid_response(issues_from_reasons(scored.rejects), len(frame))
         else:

@@ -109,6 +109,16 @@ def test_rows_the_model_rejects_get_422_not_500(client, new_visits):
     assert issue["reason"].startswith("the model rejected the row")
 
 
+def test_records_the_model_rejects_one_and_all_get_422_per_record(client, new_visits):
+    huge = {k: (1e308 if isinstance(v, float) else v) for k, v in new_visits[0].items()}
+    r = client.post("/predict", json=[huge, huge])
+    assert r.status_code == 422
+    assert [i["record"] for i in r.json()["issues"]] == [0, 1]
+    r = client.post("/predict", json=[huge] * 25)  # more than the rows tried one by one
+    assert r.status_code == 422
+    assert "the model rejected the input" in r.json()["message"]
+
+
 def test_columns_of_different_lengths_are_refused(client, new_visits):
     body = columns(new_visits[:3])
     body["age"] = body["age"][:2]
