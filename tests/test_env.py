@@ -198,6 +198,25 @@ def test_env_show(capsys):
     assert r.code == 0 and "distributions:" in r.out and "scikit-learn==" in r.out
 
 
+def test_scikit_learns_import_defaults_do_not_change_the_record(monkeypatch):
+    # sklearn's import sets KMP_DUPLICATE_LIB_OK / KMP_INIT_AT_FORK with setdefault: a record
+    # captured before that import must equal one captured after it
+    monkeypatch.delenv("KMP_DUPLICATE_LIB_OK", raising=False)
+    monkeypatch.delenv("KMP_INIT_AT_FORK", raising=False)
+    before = env.numeric_variables()
+    monkeypatch.setenv("KMP_DUPLICATE_LIB_OK", "True")
+    monkeypatch.setenv("KMP_INIT_AT_FORK", "FALSE")
+    after = env.numeric_variables()
+    assert before == after and "KMP_DUPLICATE_LIB_OK" not in after
+    old = {**env.capture(), "variables": {**after, "KMP_INIT_AT_FORK": "FALSE"}}
+    assert not [d for d in env.differences(old, env.capture()) if d["kind"] == "variable"]
+    # a value the user chose is recorded, and a change of it is a difference
+    monkeypatch.setenv("KMP_INIT_AT_FORK", "TRUE")
+    assert env.numeric_variables()["KMP_INIT_AT_FORK"] == "TRUE"
+    changed = [d["name"] for d in env.differences(old, env.capture()) if d["kind"] == "variable"]
+    assert changed == ["KMP_INIT_AT_FORK"]
+
+
 def test_env_diff_ranks_the_pipeline_packages_first(capsys, project):
     def elsewhere(record: dict) -> None:
         record["packages"].update({"scikit-learn": "1.0.0", "numpy": "1.0.0", "rich": "0.1"})

@@ -68,6 +68,10 @@ NUMERIC_VARIABLE_PREFIXES = (
     "ARROW_",
 )
 NUMERIC_VARIABLES = ("PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES")
+# Set by scikit-learn's own import (``os.environ.setdefault``): every process that loads a
+# pipeline has these values unless the user set others. They are recorded only when they
+# differ, so whether scikit-learn was imported before a capture does not change the record.
+IMPORT_DEFAULTS = {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}
 
 # Instruction sets that change which kernels numpy and BLAS run (and so, rounding).
 CPU_FLAG_PATTERN = re.compile(r"^(avx|fma|f16c|sse4|asimd|neon|sve|vsx|vx|amx)", re.IGNORECASE)
@@ -272,11 +276,13 @@ def _owner(path: str) -> str | None:
 
 
 def numeric_variables(environ: Any = None) -> dict[str, str]:
+    """The variables that change numerics, without those at scikit-learn's import defaults."""
     environ = os.environ if environ is None else environ
     return {
         k: str(v)
         for k, v in sorted(environ.items())
-        if k.startswith(NUMERIC_VARIABLE_PREFIXES) or k in NUMERIC_VARIABLES
+        if (k.startswith(NUMERIC_VARIABLE_PREFIXES) or k in NUMERIC_VARIABLES)
+        and IMPORT_DEFAULTS.get(k) != str(v)
     }
 
 
@@ -429,7 +435,9 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[dict[
             if a != b:
                 add("threads", key, a, b, f"{key}: {_pool_text(a)} -> {_pool_text(b)}")
     if isinstance(recorded.get("variables"), dict):
-        rv, cv = recorded["variables"], current.get("variables") or {}
+        # unset means scikit-learn's import default (an older record may list those)
+        rv = {**IMPORT_DEFAULTS, **recorded["variables"]}
+        cv = {**IMPORT_DEFAULTS, **(current.get("variables") or {})}
         for key in sorted(set(rv) | set(cv)):
             if rv.get(key) != cv.get(key):
                 add(
