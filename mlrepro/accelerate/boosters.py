@@ -274,9 +274,9 @@ def _xgb(b: Any, trees: Any, model: Any, clf: bool, k: int) -> dict[str, Any]:
         p = np.float32(base[0])
         if not 0.0 < float(p) < 1.0:
             raise _refused(f"{cls}: base_score {float(p)} is not a probability")
-        # XGBoost's Logit: -logf(1.0f / p - 1.0f), in float32
-        q = np.float32(np.float32(1.0) / p) - np.float32(1.0)
-        margin = np.asarray([np.float32(-math.log(float(q)))], dtype=np.float32)
+        from mlrepro.accelerate.kernels import xgb_logit  # logf, as XGBoost computes it
+
+        margin = np.asarray([xgb_logit(p)], dtype=np.float32)
     spec: dict[str, Any] = {
         "input": "float32",
         "nan_mode": 1,

@@ -382,6 +382,14 @@ def pack(feature, left, right, missing_left, threshold, nan_mode, float32):  # n
 # ---- XGBoost's float32 output transforms (src/common/math.h), operation for operation ----
 
 
+@nb.njit(cache=False)
+def xgb_logit(p):  # noqa: ANN001, ANN201
+    """``ProbToMargin`` of binary:logistic: -logf(1.0f / p - 1.0f), float32 throughout (a
+    float64 log rounded to float32 is an ulp off for some base scores, e.g. 0.56653124)."""
+    one = np.float32(1.0)
+    return -math.log(one / p - one)
+
+
 @nb.njit(cache=False, nogil=True)
 def xgb_sigmoid(margin):  # noqa: ANN001, ANN201
     """``common::Sigmoid(float)``: 1.0f / (expf(min(-x, 88.7f)) + 1.0f + 1e-16f)."""

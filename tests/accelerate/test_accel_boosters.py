@@ -183,6 +183,19 @@ def test_strict_less_than_is_not_less_or_equal() -> None:
     np.testing.assert_array_equal(program.predict(below)["prediction"], ref_below)
 
 
+# base scores whose float64 logit rounds an ulp away from XGBoost's float32 logf (0.5665...
+# was estimated from a real class balance), and ordinary ones
+@pytest.mark.parametrize("base", [0.4555777907371521, 0.5218509435653687, 0.56653124, 0.2, 0.9])
+def test_xgboost_binary_is_bit_exact_for_any_base_score(base: float) -> None:
+    frame = _train_frame(400, seed=9)
+    y = _target(frame, "xgboost", "binary")
+    model = _model("xgboost", "binary", n_estimators=8, base_score=base)
+    pipeline = fit_pipeline(frame, y, _steps(True), model)
+    program = load_program(compile_pipeline(pipeline, "classification").to_bytes())
+    eq = check_equivalence(program, pipeline, _test_frame(300, seed=10), "classification")
+    assert eq.ok and eq.labels_identical and eq.max_abs == 0.0, eq
+
+
 def test_xgboost_multi_softmax_labels_are_int32() -> None:
     frame = _train_frame(300, seed=6)
     y = _target(frame, "xgboost", "multiclass")
