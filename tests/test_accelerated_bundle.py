@@ -3,8 +3,10 @@ serve, the manifest option and verify. (The compiler itself: tests/accelerate/.)
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -186,6 +188,123 @@ def test_tampered_or_malformed_programs_are_refused(diabetes, tmp_path):
     _replace_member(path, record, fmt.ACCELERATION, b'{"status": "maybe"}')
     with pytest.raises(ArtifactError, match="is not an acceleration record"):
         load_bundle(record)
+
+
+def _rewrite(src: Path, dest: Path, change) -> None:
+    """A copy of bundle ``src`` whose members ``change`` edits, with a matching index."""
+    with zipfile.ZipFile(src) as zf:
+        members = {n: zf.read(n) for n in zf.namelist() if n != fmt.INDEX}
+        index = json.loads(zf.read(fmt.INDEX))
+    change(members)
+    fmt.write_archive(dest, index["project"], index["model_fingerprint"], members)
+
+
+def _program_members(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
+
+
+def _program_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _edit_program(edit):
+    def change(members: dict[str, bytes]) -> None:
+        program = _program_members(members[fmt.PROGRAM])
+        edit(program)
+        members[fmt.PROGRAM] = _program_bytes(program)
+
+    return change
+
+
+def _array(program: dict[str, bytes], name: str) -> np.ndarray:
+    return np.load(io.BytesIO(program[f"{name}.npy"]), allow_pickle=False)
+
+
+def test_programs_that_would_exhaust_memory_are_refused_before_inflating(
+    diabetes, tmp_path, monkeypatch
+):
+    _, path, _ = diabetes
+    # the program's own members get the bundle's caps: a real program inflates 3-6x
+    monkeypatch.setenv("MLREPRO_BUNDLE_MAX_RATIO", "50")
+    inputs = tmp_path / "in.csv"
+    _inputs("diabetes").head(3).to_csv(inputs, index=False)
+
+    def huge_shape(program: dict[str, bytes]) -> None:  # a header declaring 8 TB, tiny data
+        data = program["threshold.npy"]
+        start = data.index(b"'shape': (") + len(b"'shape': (")
+        end = data.index(b")", start)
+        program["threshold.npy"] = data[:start] + b"1000000000000," + data[end:]
+
+    def bomb(program: dict[str, bytes]) -> None:  # 32 MB of zeros, a few kB deflated
+        program["threshold.npy"] = _npy(np.zeros(4_000_000))
+
+    for name, edit, says in [
+        ("shape", huge_shape, "does not match the member's size"),
+        ("bomb", bomb, "a zip bomb?"),
+    ]:
+        hostile = tmp_path / f"{name}.mlrepro"
+        _rewrite(path, hostile, _edit_program(edit))
+        result = run_cli("predict", "--bundle", hostile, "-i", inputs, "-o", tmp_path / "o.csv")
+        assert result.code == 4 and says in result.err, result.err
+        assert "is not a usable program" in result.err
+        assert not (tmp_path / "o.csv").exists()
+        assert load_bundle(hostile, runtime="sklearn").runtime == "sklearn"
+
+
+def test_a_program_must_belong_to_its_bundle(diabetes, cancer, tmp_path):
+    _, path, _ = diabetes
+    with zipfile.ZipFile(cancer[1]) as zf:
+        other = zf.read(fmt.PROGRAM)
+
+    def refused(members: dict[str, bytes]) -> None:
+        members[fmt.ACCELERATION] = json.dumps(
+            {**json.loads(members[fmt.ACCELERATION]), "status": "refused", "reason": "x"}
+        ).encode()
+
+    def nan_threshold(program: dict[str, bytes]) -> None:
+        t = _array(program, "threshold")
+        program["threshold.npy"] = _npy(np.full_like(t, np.nan))
+
+    def inf_leaves(program: dict[str, bytes]) -> None:
+        program["value.npy"] = _npy(np.full_like(_array(program, "value"), np.inf))
+
+    cases = [
+        (refused, "a program with status 'refused'"),
+        (lambda m: m.pop(fmt.ACCELERATION), "a program with no acceleration record"),
+        (lambda m: m.pop(fmt.PROGRAM), "no program with status 'accepted'"),
+        (lambda m: m.update({fmt.PROGRAM: other}), "it is a classification program"),
+        (_edit_program(nan_threshold), "a split has a NaN threshold"),
+        (_edit_program(inf_leaves), "a leaf value is not finite"),
+    ]
+    for i, (change, says) in enumerate(cases):
+        hostile = tmp_path / f"case{i}.mlrepro"
+        _rewrite(path, hostile, change)
+        for runtime in ("auto", "accelerated"):
+            with pytest.raises(ArtifactError, match=re.escape(says)):
+                load_bundle(hostile, runtime=runtime)
+        assert load_bundle(hostile, runtime="sklearn").runtime == "sklearn"
+        if i < 3:  # inspect says so, rather than describing the record alone
+            shown = run_cli("inspect", hostile)
+            assert shown.code == 0 and f"accelerated: INCONSISTENT ({says})" in shown.out
+            assert run_cli("inspect", hostile, "--json").json()["acceleration_problem"] == says
+    # the same program, recorded by another model's acceptance: refused too
+    shuffled = tmp_path / "other-record.mlrepro"
+    with zipfile.ZipFile(cancer[1]) as zf:
+        other_record = zf.read(fmt.ACCELERATION)
+    _rewrite(path, shuffled, lambda m: m.update({fmt.ACCELERATION: other_record}))
+    with pytest.raises(ArtifactError, match="differs from the program its equivalence check"):
+        load_bundle(shuffled)
 
 
 def test_without_numba_auto_falls_back_and_says_so(diabetes, tmp_path):

@@ -9,16 +9,21 @@ side by side and records the figures. numba is the optional extra ``accelerate``
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlrepro.accelerate.compiler import Refused, compile_pipeline
 from mlrepro.accelerate.equivalence import TOLERANCE, Equivalence, check_equivalence
 from mlrepro.accelerate.program import Program
 
 
-def load_program(data: bytes) -> Program:
-    """A ``Program`` from ``Program.to_bytes()`` output; malformed data -> ``ValueError``."""
+def load_program(data: bytes, **limits: Any) -> Program:
+    """A ``Program`` from ``Program.to_bytes()`` output; malformed data -> ``ValueError``.
+
+    ``limits``: ``max_total`` (bytes all arrays may take), ``max_ratio`` and ``ratio_floor``
+    (how compressible the archive may be), checked before anything is inflated."""
     from mlrepro.accelerate.fileformat import load
 
-    header, arrays = load(data)
+    header, arrays = load(data, **limits)
     return Program(header, arrays)
 
 

@@ -19,6 +19,10 @@ import numpy as np
 FORMAT = 1
 MAGIC = "mlrepro-accelerated-program"
 MAX_MEMBER = 2**31  # bytes per array, uncompressed
+MAX_TOTAL = 2 << 30  # bytes of all members, uncompressed (the bundle's default cap)
+MAX_RATIO = 200.0  # uncompressed / compressed bytes of the whole archive (a zip bomb?)
+RATIO_FLOOR = 1 << 20  # archives inflating to less than this are never too compressible
+MAX_HEADER = 64 << 20  # header.json
 MAX_SLOTS = 1_000_000
 _CLASS_DTYPE = re.compile(r"^(u?int(8|16|32|64)|float64|bool|<U\d{1,6}|object)$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
@@ -60,18 +64,80 @@ def _fail(why: str) -> ValueError:
     return ValueError(f"accelerated program is malformed: {why}")
 
 
-def _read(zf: zipfile.ZipFile, name: str) -> bytes:
+def _read(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
     info = zf.getinfo(name)
-    if info.file_size > MAX_MEMBER:
+    if info.file_size > limit:
         raise _fail(f"member {name} is too large")
     with zf.open(info) as fh:
-        data = fh.read(MAX_MEMBER + 1)
-    if len(data) > MAX_MEMBER:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
         raise _fail(f"member {name} is too large")
     return data
 
 
-def load(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _check_sizes(
+    zf: zipfile.ZipFile, packed: int, max_total: int, max_ratio: float, ratio_floor: int
+) -> None:
+    """The sizes the directory declares, before anything is inflated (zipfile never
+    inflates a member past its declared size, so these bound the memory a load takes)."""
+    total = 0
+    for info in zf.infolist():
+        limit = MAX_HEADER if info.filename == "header.json" else MAX_MEMBER
+        if info.file_size > limit:
+            raise _fail(f"member {info.filename} is {info.file_size} bytes, above {limit}")
+        total += info.file_size
+    if total > max_total:
+        raise _fail(f"its arrays add up to {total} bytes, above the limit of {max_total}")
+    if total >= ratio_floor and total / max(packed, 1) > max_ratio:
+        raise _fail(
+            f"it would inflate {total / max(packed, 1):.0f}x ({packed} -> {total} bytes), "
+            f"above the limit of {max_ratio:g}x (a zip bomb?)"
+        )
+
+
+def _read_array(zf: zipfile.ZipFile, name: str) -> np.ndarray:
+    """Member ``name.npy``: its header is checked against the member's declared size
+    before the data is read, and the data is read straight into the array (one copy)."""
+    info = zf.getinfo(f"{name}.npy")
+    fmt = np.lib.format
+    with zf.open(info) as fh:
+        try:
+            version = fmt.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+            else:
+                raise ValueError(version)
+            offset = fh.tell()
+        except (ValueError, SyntaxError, TypeError, OverflowError, EOFError):
+            raise _fail(f"array {name} cannot be read") from None
+        if dtype.hasobject:
+            raise _fail(f"array {name} has an object dtype")
+        if len(shape) > 2 or any(type(d) is not int or d < 0 for d in shape):
+            raise _fail(f"array {name} has shape {shape}")
+        count = 1
+        for d in shape:
+            count *= d
+        if offset + count * dtype.itemsize != info.file_size:
+            raise _fail(f"array {name}: shape {shape} does not match the member's size")
+    with zf.open(info) as fh:
+        try:
+            arr = fmt.read_array(fh, allow_pickle=False)
+        except (ValueError, EOFError, OSError):
+            raise _fail(f"array {name} cannot be read") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.hasobject or arr.shape != shape:
+        raise _fail(f"array {name} cannot be read")
+    return arr
+
+
+def load(
+    data: bytes,
+    *,
+    max_total: int = MAX_TOTAL,
+    max_ratio: float = MAX_RATIO,
+    ratio_floor: int = RATIO_FLOOR,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise _fail("not bytes")
     try:
@@ -83,8 +149,9 @@ def load(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             names = zf.namelist()
             if "header.json" not in names or len(names) != len(set(names)):
                 raise _fail("no header")
+            _check_sizes(zf, len(data), max_total, max_ratio, ratio_floor)
             try:
-                header = json.loads(_read(zf, "header.json").decode("utf-8"))
+                header = json.loads(_read(zf, "header.json", MAX_HEADER).decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 raise _fail("header is not JSON") from None
             if not isinstance(header, dict) or header.get("magic") != MAGIC:
@@ -100,13 +167,7 @@ def load(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                 raise _fail("archive members do not match the header")
             arrays: dict[str, np.ndarray] = {}
             for name in listed:
-                try:
-                    arr = np.load(io.BytesIO(_read(zf, f"{name}.npy")), allow_pickle=False)
-                except ValueError:
-                    raise _fail(f"array {name} cannot be read") from None
-                if not isinstance(arr, np.ndarray) or arr.dtype.hasobject:
-                    raise _fail(f"array {name} has an object dtype")
-                arrays[name] = arr
+                arrays[name] = _read_array(zf, name)
     except zipfile.BadZipFile as exc:
         raise _fail(f"corrupt archive ({exc.__class__.__name__})") from None
     except (OSError, EOFError, KeyError, RuntimeError):
@@ -254,6 +315,8 @@ def _validate_model(h: dict[str, Any], a: dict[str, np.ndarray], n_features: int
             raise _fail("linear post-processing")
         if not ok_shape:
             raise _fail("linear coefficient shapes")
+        if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+            raise _fail("a coefficient is not finite")
         return
     if m["kind"] != "trees" or post not in TREE_POSTS:
         raise _fail("model kind")
@@ -298,6 +361,12 @@ def _validate_model(h: dict[str, Any], a: dict[str, np.ndarray], n_features: int
         raise _fail("feature index out of range")
     if (arr["missing_left"] > 1).any():
         raise _fail("missing_left flags")
+    # no library fits a NaN threshold or a non-finite leaf (they would score every row
+    # one way, or answer inf/NaN): such a program was not compiled from a fitted model
+    if np.isnan(arr["threshold"][inner]).any():
+        raise _fail("a split has a NaN threshold")
+    if not np.isfinite(arr["value"][leaf]).all():
+        raise _fail("a leaf value is not finite")
     if m["input"] not in ("float32", "float64") or m["nan_mode"] not in (1, 2):
         raise _fail("tree input")
     if type(m["scale"]) is not float:

@@ -152,6 +152,20 @@ class Program:
 
     # ---- public API ----------------------------------------------------------------
 
+    @property
+    def task(self) -> str:
+        return str(self.header["task"])
+
+    @property
+    def classes(self) -> np.ndarray | None:
+        """The class labels the program predicts (None: a regression program)."""
+        return self._classes
+
+    @property
+    def input_names(self) -> list[str]:
+        """The input columns the program reads."""
+        return [name for name, _ in self._inputs]
+
     def to_bytes(self) -> bytes:
         from mlrepro.accelerate.fileformat import dump
 

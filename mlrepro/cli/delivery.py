@@ -159,6 +159,9 @@ def inspect(
                 "card": verified.text(fmt.CARD),
                 "provenance": provenance,
                 "acceleration": runtime.record_of(verified),
+                "acceleration_problem": runtime.unpaired_program(
+                    verified, runtime.record_of(verified)
+                ),
                 "pinned": expect is not None,
                 "origin": origin_of(expect, provenance),
             }
@@ -171,7 +174,13 @@ def inspect(
     for name, entry in sorted(verified.index["members"].items()):
         echo(f"  {name:<16} {entry['size']:>10}  {entry['file_hash']}")
     record = runtime.record_of(verified)
-    if record is not None:
+    unpaired = runtime.unpaired_program(verified, record)
+    if unpaired:
+        echo(
+            f"accelerated: INCONSISTENT ({unpaired}): loading refuses it unless "
+            "--runtime sklearn (which ignores the program)"
+        )
+    elif record is not None:
         echo(f"accelerated: {describe_acceleration(record)}")
     echo("\n## Signatures and attestations\n")
     if not provenance:

@@ -564,7 +564,9 @@ def load_bundle(
         raise fmt.malformed(
             verified.path, fmt.PIPELINE, f"holds a {type(pipeline).__name__}, not a fitted model"
         )
-    chosen = choose(verified, pipeline, metadata.task, runtime, warm_up)
+    chosen = choose(
+        verified, pipeline, metadata.task, runtime, warm_up, list(metadata.input_columns)
+    )
     return Bundle(
         path=verified.path,
         metadata=metadata,

@@ -109,6 +109,7 @@ class VerifiedBundle:
     members: dict[str, bytes]
     signatures: bytes | None = None  # the raw signatures.json member, unverified
     index_bytes: bytes = b""
+    limits: Limits = Limits()  # what it was read with: nested archives get the same caps
 
     def text(self, name: str) -> str:
         try:
@@ -470,4 +471,4 @@ def read_verified(
     ) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise _refuse(path, f"not a readable zip archive ({reason[:120]})") from None
-    return VerifiedBundle(path, fingerprint, index, members, signatures, raw_index)
+    return VerifiedBundle(path, fingerprint, index, members, signatures, raw_index, limits)

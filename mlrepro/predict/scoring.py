@@ -38,9 +38,13 @@ def predict_frame(pipeline: Any, X: pd.DataFrame, task: str, count: bool = True)
 
     ``count=False``: a trial prediction (finding the rows a model rejects), left out of an
     accelerated pipeline's ``rows``."""
-    if isinstance(pipeline, AcceleratedPipeline):
-        return pipeline.outputs(X, task, count)
-    return _reference_outputs(pipeline, X, task)
+    # numpy's floating-point warnings (a value past float32 in a cast, a division by zero in
+    # a program the fallback then replaces) are noise on stderr: the model's own checks
+    # raise for a value it cannot take, and that error names the problem
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if isinstance(pipeline, AcceleratedPipeline):
+            return pipeline.outputs(X, task, count)
+        return _reference_outputs(pipeline, X, task)
 
 
 def _reference_outputs(pipeline: Any, X: pd.DataFrame, task: str) -> dict[str, Any]:
@@ -185,6 +189,17 @@ def predict_checked(
     ok = np.ones(len(chunk), dtype=bool)
     ok[list(reasons)] = False
     columns: dict[str, Any] = {}
+    if reasons and not isolate:
+        # the caller fails on any invalid row: name those rows, do not let the model's
+        # error about some other row hide them (nor spend a prediction on the rest)
+        return ChunkResult(
+            rows=len(chunk),
+            predictions=_assemble(
+                chunk, np.zeros(len(chunk), dtype=bool), {}, contract, checked.keep
+            ),
+            rejects=rejects_frame(chunk, ok, reasons),
+            extra=checked.extra,
+        )
     if ok.any():
         try:
             columns = predict_frame(pipeline, valid, contract.task)
