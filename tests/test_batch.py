@@ -94,6 +94,23 @@ def test_fail_names_rows_and_publishes_nothing(diabetes, bad_csv):
     assert sorted(p.name for p in work.iterdir()) == ["bad.csv"]
 
 
+def test_fail_names_invalid_rows_even_when_the_model_rejects_another(diabetes, tmp_path):
+    """Row 2 breaks the schema; row 5 passes it but overflows the forest's float32: the
+    error names row 2 (the model's whole-input complaint must not hide it), and numpy's
+    overflow warnings do not reach stderr."""
+    frame = pd.read_csv(diabetes[0] / "data" / "new_visits.csv")
+    frame.loc[2, "s2"] = np.inf
+    frame.loc[5, "bp"] = 1e308
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    code, _, err = predict(diabetes[1], "-i", "in.csv", "-o", "out.csv", cwd=tmp_path)
+    assert code == 1 and "1 input row(s) are invalid: row 2: column 's2': infinite value" in err
+    assert "RuntimeWarning" not in err and not (tmp_path / "out.csv").exists()
+    code, summary, err = predict(
+        diabetes[1], "-i", "in.csv", "-o", "out.csv", "--on-invalid", "skip", cwd=tmp_path
+    )
+    assert code == 0 and summary["rejected"] == 2 and "RuntimeWarning" not in err, err
+
+
 def test_skip_counts_what_it_drops(diabetes, bad_csv):
     code, summary, _ = predict(
         diabetes[1], "-i", "bad.csv", "-o", "out.csv", "--on-invalid", "skip", cwd=bad_csv.parent
