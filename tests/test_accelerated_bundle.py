@@ -17,6 +17,7 @@ import pytest
 import yaml
 from cli_helpers import run_cli, run_subprocess
 from delivery_util import EXAMPLES, train_project
+from program_archive import npy, program_bytes, program_members
 
 from mlrepro.delivery import bundle as fmt
 from mlrepro.delivery.api import load_bundle
@@ -199,30 +200,11 @@ def _rewrite(src: Path, dest: Path, change) -> None:
     fmt.write_archive(dest, index["project"], index["model_fingerprint"], members)
 
 
-def _program_members(data: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return {n: zf.read(n) for n in zf.namelist()}
-
-
-def _program_bytes(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def _npy(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
-
-
 def _edit_program(edit):
     def change(members: dict[str, bytes]) -> None:
-        program = _program_members(members[fmt.PROGRAM])
+        program = program_members(members[fmt.PROGRAM])
         edit(program)
-        members[fmt.PROGRAM] = _program_bytes(program)
+        members[fmt.PROGRAM] = program_bytes(program)
 
     return change
 
@@ -247,7 +229,7 @@ def test_programs_that_would_exhaust_memory_are_refused_before_inflating(
         program["threshold.npy"] = data[:start] + b"1000000000000," + data[end:]
 
     def bomb(program: dict[str, bytes]) -> None:  # 32 MB of zeros, a few kB deflated
-        program["threshold.npy"] = _npy(np.zeros(4_000_000))
+        program["threshold.npy"] = npy(np.zeros(4_000_000))
 
     for name, edit, says in [
         ("shape", huge_shape, "does not match the member's size"),
@@ -274,10 +256,10 @@ def test_a_program_must_belong_to_its_bundle(diabetes, cancer, tmp_path):
 
     def nan_threshold(program: dict[str, bytes]) -> None:
         t = _array(program, "threshold")
-        program["threshold.npy"] = _npy(np.full_like(t, np.nan))
+        program["threshold.npy"] = npy(np.full_like(t, np.nan))
 
     def inf_leaves(program: dict[str, bytes]) -> None:
-        program["value.npy"] = _npy(np.full_like(_array(program, "value"), np.inf))
+        program["value.npy"] = npy(np.full_like(_array(program, "value"), np.inf))
 
     cases = [
         (refused, "a program with status 'refused'"),

@@ -64,17 +64,6 @@ def _fail(why: str) -> ValueError:
     return ValueError(f"accelerated program is malformed: {why}")
 
 
-def _read(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
-    info = zf.getinfo(name)
-    if info.file_size > limit:
-        raise _fail(f"member {name} is too large")
-    with zf.open(info) as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise _fail(f"member {name} is too large")
-    return data
-
-
 def _check_sizes(
     zf: zipfile.ZipFile, packed: int, max_total: int, max_ratio: float, ratio_floor: int
 ) -> None:
@@ -104,9 +93,9 @@ def _read_array(zf: zipfile.ZipFile, name: str) -> np.ndarray:
         try:
             version = fmt.read_magic(fh)
             if version == (1, 0):
-                shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+                shape, _, dtype = fmt.read_array_header_1_0(fh)
             elif version in ((2, 0), (3, 0)):
-                shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+                shape, _, dtype = fmt.read_array_header_2_0(fh)
             else:
                 raise ValueError(version)
             offset = fh.tell()
@@ -151,9 +140,11 @@ def load(
                 raise _fail("no header")
             _check_sizes(zf, len(data), max_total, max_ratio, ratio_floor)
             try:
-                header = json.loads(_read(zf, "header.json", MAX_HEADER).decode("utf-8"))
+                header = json.loads(zf.read("header.json").decode("utf-8"))  # size checked
             except (UnicodeDecodeError, json.JSONDecodeError):
                 raise _fail("header is not JSON") from None
+            except RecursionError:
+                raise _fail("header is nested too deep") from None
             if not isinstance(header, dict) or header.get("magic") != MAGIC:
                 raise _fail("not an mlrepro accelerated program")
             if header.get("format") != FORMAT:

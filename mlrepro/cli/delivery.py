@@ -146,6 +146,8 @@ def inspect(
         str(verified.index.get("model_fingerprint")),
         keys,
     )
+    record = runtime.record_of(verified)
+    unpaired = runtime.unpaired_program(verified, record)
     if as_json:
         _emit_json(
             {
@@ -158,10 +160,8 @@ def inspect(
                 "environment_diff": diff,
                 "card": verified.text(fmt.CARD),
                 "provenance": provenance,
-                "acceleration": runtime.record_of(verified),
-                "acceleration_problem": runtime.unpaired_program(
-                    verified, runtime.record_of(verified)
-                ),
+                "acceleration": record,
+                "acceleration_problem": unpaired,
                 "pinned": expect is not None,
                 "origin": origin_of(expect, provenance),
             }
@@ -173,8 +173,6 @@ def inspect(
     echo(f"origin: {origin_of(expect, provenance)}")
     for name, entry in sorted(verified.index["members"].items()):
         echo(f"  {name:<16} {entry['size']:>10}  {entry['file_hash']}")
-    record = runtime.record_of(verified)
-    unpaired = runtime.unpaired_program(verified, record)
     if unpaired:
         echo(
             f"accelerated: INCONSISTENT ({unpaired}): loading refuses it unless "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 from accel_helpers import fit_pipeline, frame_of, need_numba, target_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from program_archive import npy, program_bytes, program_members
 
 need_numba()
 
@@ -200,38 +200,19 @@ def test_generated_frames_agree_or_fall_back(forest: tuple[Any, Any], rows: list
 # ---- the program file is untrusted ---------------------------------------------------------
 
 
-def _members(data: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return {n: zf.read(n) for n in zf.namelist()}
-
-
-def _pack(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for n, b in members.items():
-            zf.writestr(n, b)
-    return buf.getvalue()
-
-
-def _npy(arr: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.save(out, arr, allow_pickle=True)
-    return out.getvalue()
-
-
 def _with_header(data: bytes, edit: Any) -> bytes:
-    m = _members(data)
+    m = program_members(data)
     header = json.loads(m["header.json"])
     edit(header)
     m["header.json"] = json.dumps(header).encode()
-    return _pack(m)
+    return program_bytes(m)
 
 
 def _with_array(data: bytes, name: str, edit: Any) -> bytes:
-    m = _members(data)
+    m = program_members(data)
     arr = np.load(io.BytesIO(m[f"{name}.npy"]))
-    m[f"{name}.npy"] = _npy(edit(arr.copy()))
-    return _pack(m)
+    m[f"{name}.npy"] = npy(edit(arr.copy()), allow_pickle=True)
+    return program_bytes(m)
 
 
 def _set_child(arr: np.ndarray, value: int) -> np.ndarray:
@@ -258,8 +239,10 @@ TAMPER = {
     ),
     "classes": lambda d: _with_header(d, lambda h: h["classes"].update(values=["only"])),
     "unknown_op": lambda d: _with_header(d, lambda h: h["ops"].append({"op": "exec"})),
-    "missing_member": lambda d: _pack({k: v for k, v in _members(d).items() if k != "roots.npy"}),
-    "header_not_json": lambda d: _pack({**_members(d), "header.json": b"\xff{"}),
+    "missing_member": lambda d: program_bytes(
+        {k: v for k, v in program_members(d).items() if k != "roots.npy"}
+    ),
+    "header_not_json": lambda d: program_bytes({**program_members(d), "header.json": b"\xff{"}),
 }
 
 
@@ -290,7 +273,7 @@ def test_a_tree_that_is_not_a_tree_is_walked_never_masked(forest: tuple[Any, Any
     assert str(program.kernel()).startswith("leaf-mask")
 
     def same_children(arr: np.ndarray) -> np.ndarray:
-        left = np.load(io.BytesIO(_members(data)["left.npy"]))
+        left = np.load(io.BytesIO(program_members(data)["left.npy"]))
         arr[0] = left[0]  # the first tree's root: right child := left child
         return arr
 
