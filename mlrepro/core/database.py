@@ -8,7 +8,8 @@ object per value); the sqlalchemy reader below is the fallback and the reference
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -288,7 +289,7 @@ RESTART = Restart()
 
 def iter_batches(
     source: Source, root: Path, on_progress: Callable[[int], None] | None = None
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     """Yield arrow RecordBatches of the as-of snapshot, ``chunk_size`` rows at a time.
 
     May yield ``RESTART`` once: every batch yielded before it must be discarded.
@@ -304,9 +305,11 @@ def iter_batches(
         if choice != "sqlalchemy":
             sent, rows = 0, 0
             try:
-                for batch in _arrow_stream(engine, source, secret_free, on_progress):
-                    sent, rows = sent + 1, rows + batch.num_rows
-                    yield batch
+                arrow = _arrow_stream(engine, source, secret_free, on_progress)
+                with contextlib.closing(arrow):  # closed when this generator is
+                    for batch in arrow:
+                        sent, rows = sent + 1, rows + batch.num_rows
+                        yield batch
                 return
             except arrowdb.Fallback as why:
                 if choice == "adbc" and isinstance(why, arrowdb.QueryFailed):
@@ -339,7 +342,7 @@ def iter_batches(
 
 def _arrow_stream(
     engine: Any, source: Source, secret_free: str, on_progress: Callable[[int], None] | None
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     """The as-of snapshot through an ADBC driver, batch for batch what ``_stream`` yields.
 
     SQLite: the as-of cut is written for numbers and ISO text alike; the timestamp column's

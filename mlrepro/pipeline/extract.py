@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -94,13 +94,22 @@ class SnapshotWriter:
     def add(self, batch: Any) -> None:
         self._pending.append(self._pool.submit(self._write, batch))
         while len(self._pending) > self.AHEAD:
-            self._pending.popleft().result()
+            self._pending[0].result()  # popped once done: _drain must see a running write
+            self._pending.popleft()
 
     def _drain(self) -> None:
         try:
             while self._pending:
-                self._pending.popleft().result()
+                self._pending[0].result()
+                self._pending.popleft()
         finally:
+            # also when the wait was interrupted (Ctrl-C, an error): the worker must be idle
+            # before the writer closes, or the close races a write (a half-written row
+            # group, then a crash)
+            for pending in self._pending:
+                pending.cancel()
+            wait(list(self._pending))
+            self._pending.clear()
             writer, self._writer = self._writer, None
             if writer is not None:
                 writer.close()
@@ -125,10 +134,7 @@ class SnapshotWriter:
         if kind is None:
             self.finish()
             return
-        for pending in self._pending:
-            pending.cancel()
-        self._pool.shutdown(wait=True)
-        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
         with contextlib.suppress(Exception):  # the first error is the one to report
             self._drain()
 

@@ -12,6 +12,7 @@ loads the recorded inputs, calls the function, saves the outputs, and returns
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,8 +135,11 @@ def _extract(ctx: StageContext) -> Outputs:
     m, store = ctx.m, ctx.store
     src = m.source
     with store.temp(".parquet") as tmp:
-        with SnapshotWriter(tmp) as sink:
-            for batch in iter_batches(src, ctx.root, ctx.advance("extract")):
+        # closing(): on any error (Ctrl-C in a write) the reader's connections close here,
+        # not whenever the generator is collected (at interpreter exit, ADBC crashed: -11)
+        batches = contextlib.closing(iter_batches(src, ctx.root, ctx.advance("extract")))
+        with SnapshotWriter(tmp) as sink, batches as stream:
+            for batch in stream:
                 if batch is RESTART:
                     sink.restart()
                     continue
