@@ -436,3 +436,35 @@ def test_postgres_infinite_time_is_an_error_not_a_number(
     for reader in ("adbc", "sqlalchemy"):
         with pytest.raises(SourceError):
             fingerprint(folder, reader, monkeypatch)
+
+
+def test_an_error_with_writes_queued_leaves_the_writer_closed(tmp_path) -> None:
+    # Writes queued behind a running one are cancelled before they start; waiting on such a
+    # future with concurrent.futures.wait never returns (CI hung here for 300 s).
+    import threading
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlrepro.pipeline.extract import SnapshotWriter
+
+    batch = pa.RecordBatch.from_pydict({"x": list(range(200_000)), "s": ["a"] * 200_000})
+    target = tmp_path / "s.parquet"
+    outcome: list[str] = []
+
+    def body() -> None:
+        for _ in range(20):  # many tries: the race needs a write still queued at the error
+            try:
+                with SnapshotWriter(target) as sink:
+                    for _ in range(3):
+                        sink.add(batch)
+                    raise RuntimeError("reader failed")
+            except RuntimeError as e:
+                outcome.append(str(e))
+
+    worker = threading.Thread(target=body, daemon=True)
+    worker.start()
+    worker.join(120)  # a hang detector, not a timing target
+    assert not worker.is_alive(), "leaving the writer on an error hung"
+    assert outcome == ["reader failed"] * 20
+    pq.read_metadata(target)  # closed cleanly: a valid footer

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -106,13 +106,19 @@ class SnapshotWriter:
             # also when the wait was interrupted (Ctrl-C, an error): the worker must be idle
             # before the writer closes, or the close races a write (a half-written row
             # group, then a crash)
-            for pending in self._pending:
-                pending.cancel()
-            wait(list(self._pending))
-            self._pending.clear()
-            writer, self._writer = self._writer, None
-            if writer is not None:
-                writer.close()
+            self._settle()
+
+    def _settle(self) -> None:
+        """Cancel the writes not started, wait for the running one, close the file."""
+        for pending in self._pending:
+            # not futures.wait(): a future cancelled before it ran never counts as done there
+            if not pending.cancel():
+                with contextlib.suppress(Exception):
+                    pending.exception()  # waits; its error, if any, is not the one to report
+        self._pending.clear()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
     def restart(self) -> None:
         """Forget every batch so far (the source is read again from the start)."""
@@ -134,9 +140,9 @@ class SnapshotWriter:
         if kind is None:
             self.finish()
             return
-        self._pool.shutdown(wait=True, cancel_futures=True)
         with contextlib.suppress(Exception):  # the first error is the one to report
-            self._drain()
+            self._settle()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def utc_now() -> str:
